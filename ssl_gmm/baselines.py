@@ -1,0 +1,226 @@
+"""Spectral and supervised baselines fitted on the encoders' own data.
+
+Each baseline replays the exact stream of positive pairs a trained encoder
+saw (step t drawn with fold_in(data_key, t)) and accumulates its moments in
+float64, then solves an eigenproblem:
+
+- `lda`: labelled anchors; class means and pooled within-class covariance,
+  then their Fisher subspace (min(k, K - 1) rows; the rest are zero).
+- `pca`: unlabelled anchors; the top k principal directions.
+- `whitened_pca`: unlabelled pairs; Sigma is estimated without labels as
+  Cov(x - x') / 2, and the top k generalised eigenvectors of the total
+  covariance against it are kept. With p_same < 1 the pair difference also
+  carries between-class spread, (1 - p) 2 S_B in expectation for uniform
+  weights, so the estimate absorbs part of S_B and the directions it
+  whitens away are partly the informative ones.
+- `oracle`: the analytic Fisher subspace of the true parameters.
+
+Call these under `jax.enable_x64(True)`: the samplers still draw float32
+numbers identical to training, and the moments are summed in float64.
+"""
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ssl_gmm import subspace
+from ssl_gmm.mixture import Mixture, sample_pairs
+
+BASELINE_METHODS = ("pca", "whitened_pca", "lda", "oracle")
+
+
+class Moments(NamedTuple):
+  """Sums over a stream of pairs (float64).
+
+  Attributes:
+    count: number of anchors n.
+    sum_xx: [d, d] sum of x x^T over anchors.
+    class_count: [K] anchors per component.
+    class_sum: [K, d] sum of anchors per component.
+    sum_diff: [d] sum of x - x'.
+    sum_diff2: [d, d] sum of (x - x')(x - x')^T.
+  """
+
+  count: jax.Array
+  sum_xx: jax.Array
+  class_count: jax.Array
+  class_sum: jax.Array
+  sum_diff: jax.Array
+  sum_diff2: jax.Array
+
+
+def accumulate_moments(
+  data_key: jax.Array,
+  mixture: Mixture,
+  p_same: jax.Array,
+  *,
+  steps: int,
+  batch: int,
+) -> Moments:
+  """Sums the moments of `steps` batches of pairs, as training draws them."""
+  num_components, dim = mixture.means.shape
+  f64 = jnp.float64
+
+  def step(moments, t):
+    x, x_pos, labels, _ = sample_pairs(
+      jax.random.fold_in(data_key, t), mixture, batch, p_same
+    )
+    x, diff = x.astype(f64), (x - x_pos).astype(f64)
+    onehot = jax.nn.one_hot(labels, num_components, dtype=f64)
+    batch_moments = Moments(
+      count=jnp.asarray(batch, f64),
+      sum_xx=x.T @ x,
+      class_count=onehot.sum(0),
+      class_sum=onehot.T @ x,
+      sum_diff=diff.sum(0),
+      sum_diff2=diff.T @ diff,
+    )
+    return jax.tree.map(jnp.add, moments, batch_moments), None
+
+  zeros = Moments(
+    count=jnp.zeros((), f64),
+    sum_xx=jnp.zeros((dim, dim), f64),
+    class_count=jnp.zeros((num_components,), f64),
+    class_sum=jnp.zeros((num_components, dim), f64),
+    sum_diff=jnp.zeros((dim,), f64),
+    sum_diff2=jnp.zeros((dim, dim), f64),
+  )
+  return jax.lax.scan(step, zeros, jnp.arange(steps))[0]
+
+
+def total_covariance(m: Moments) -> jax.Array:
+  mean = m.class_sum.sum(0) / m.count
+  return m.sum_xx / m.count - jnp.outer(mean, mean)
+
+
+def within_covariance(m: Moments) -> jax.Array:
+  """Pooled within-class covariance (maximum likelihood, divided by n)."""
+  safe = jnp.maximum(m.class_count, 1)[:, None]
+  class_means = m.class_sum / safe
+  explained = (class_means.T * m.class_count) @ class_means
+  return (m.sum_xx - explained) / m.count
+
+
+def pair_covariance(m: Moments) -> jax.Array:
+  """Cov(x - x') / 2, the label-free estimate of Sigma."""
+  mean = m.sum_diff / m.count
+  return 0.5 * (m.sum_diff2 / m.count - jnp.outer(mean, mean))
+
+
+def lda_encoder(m: Moments, k: int, shrinkage=0.0) -> jax.Array:
+  """[k, d] LDA encoder from labelled moments; NaN if Sigma_W is singular.
+
+  The within-class covariance is shrunk towards a scaled identity by
+  `shrinkage` (0: none); an estimate that is singular (fewer samples than
+  dimensions, or a duplicated feature) makes the Cholesky factor NaN, which
+  `fit_lda` turns into an error that names the cause.
+  """
+  num_components = m.class_count.shape[0]
+  means = m.class_sum / jnp.maximum(m.class_count, 1)[:, None]
+  weights = m.class_count / m.count
+  within = subspace.shrink(within_covariance(m), shrinkage)
+  basis, _ = subspace.fisher_subspace(means, within, weights)
+  return subspace.top_rows(_pad_columns(basis, k), k, num_components - 1)
+
+
+def pca_encoder(m: Moments, k: int) -> jax.Array:
+  return subspace.top_rows(subspace.pca_directions(total_covariance(m)), k)
+
+
+def whitened_pca_encoder(m: Moments, k: int) -> jax.Array:
+  _, vectors = subspace.generalized_eigh(
+    total_covariance(m), pair_covariance(m)
+  )
+  return subspace.top_rows(vectors, k)
+
+
+def oracle_encoder(mixture: Mixture, k: int) -> jax.Array:
+  num_components = mixture.means.shape[0]
+  basis, _ = subspace.fisher_subspace(
+    mixture.means, mixture.cov, mixture.weights
+  )
+  return subspace.top_rows(_pad_columns(basis, k), k, num_components - 1)
+
+
+def _pad_columns(basis: jax.Array, k: int) -> jax.Array:
+  """Appends zero columns so that `top_rows` can take k of them."""
+  missing = max(0, k - basis.shape[1])
+  return jnp.pad(basis, ((0, 0), (0, missing)))
+
+
+@functools.partial(jax.jit, static_argnames=("k", "steps", "batch"))
+def baseline_grid(
+  data_keys: jax.Array,
+  mixtures: Mixture,
+  p_same: jax.Array,
+  *,
+  k: int,
+  steps: int,
+  batch: int,
+) -> dict[str, jax.Array]:
+  """Every baseline's [grid, k, d] encoder over a stacked grid (float64)."""
+
+  def one(data_key, mixture, p):
+    mixture64 = jax.tree.map(lambda a: a.astype(jnp.float64), mixture)
+    moments = accumulate_moments(data_key, mixture, p, steps=steps, batch=batch)
+    return {
+      "pca": pca_encoder(moments, k),
+      "whitened_pca": whitened_pca_encoder(moments, k),
+      "lda": lda_encoder(moments, k),
+      "oracle": oracle_encoder(mixture64, k),
+    }
+
+  return jax.vmap(one)(data_keys, mixtures, p_same)
+
+
+def moments_from_samples(
+  x: jax.Array, labels: jax.Array, num_components: int, x_pos=None
+) -> Moments:
+  """Moments of given [n, d] anchors (and optional positives), in float64."""
+  x = jnp.asarray(x, jnp.float64)
+  diff = x - (x if x_pos is None else jnp.asarray(x_pos, jnp.float64))
+  onehot = jax.nn.one_hot(labels, num_components, dtype=jnp.float64)
+  return Moments(
+    count=jnp.asarray(x.shape[0], jnp.float64),
+    sum_xx=x.T @ x,
+    class_count=onehot.sum(0),
+    class_sum=onehot.T @ x,
+    sum_diff=diff.sum(0),
+    sum_diff2=diff.T @ diff,
+  )
+
+
+def fit_lda(x, labels, num_components: int, k: int, shrinkage=0.0):
+  """LDA encoder of labelled [n, d] samples, refusing a singular Sigma_W.
+
+  Args:
+    x: [n, d] samples.
+    labels: [n] components in 0..K-1.
+    num_components: K.
+    k: embedding dimension; rows past K - 1 are zero.
+    shrinkage: in [0, 1]; blends Sigma_W with a scaled identity.
+
+  Returns:
+    [k, d] float64 encoder.
+
+  Raises:
+    ValueError: if the (shrunk) within-class covariance is singular, naming
+      its rank and the remedies.
+  """
+  with jax.enable_x64(True):
+    moments = moments_from_samples(x, labels, num_components)
+    within = subspace.shrink(within_covariance(moments), shrinkage)
+    eigenvalues = jnp.linalg.eigvalsh(within)
+    dim = within.shape[0]
+    tolerance = dim * jnp.finfo(jnp.float64).eps * eigenvalues[-1]
+    if eigenvalues[0] <= tolerance:
+      rank = int(jnp.sum(eigenvalues > tolerance))
+      raise ValueError(
+        f"LDA: the within-class covariance is singular (rank {rank} of "
+        f"{dim}, from {x.shape[0]} samples); a duplicated or constant "
+        "feature, or fewer samples than dimensions, causes this. Drop such "
+        "features or pass shrinkage > 0."
+      )
+    return lda_encoder(moments, k, shrinkage)

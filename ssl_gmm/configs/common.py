@@ -1,0 +1,75 @@
+"""Settings shared by every experiment, and the two profiles.
+
+The quick profile runs on two CPU cores in minutes; the full profile is
+paper scale, sized for one GPU. Optimiser settings are fixed here, before
+any verdict is read, and are the same at every grid point of an experiment.
+"""
+
+import ml_collections
+
+PROFILES = ("quick", "full")
+
+UNIMODAL_METHODS = (
+  "infonce",
+  "infonce_dot",
+  "ntxent",
+  "simsiam",
+  "pca",
+  "whitened_pca",
+  "lda",
+  "oracle",
+)
+
+
+def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
+  """The defaults every experiment starts from.
+
+  Raises:
+    ValueError: for an unknown profile.
+  """
+  if profile not in PROFILES:
+    raise ValueError(f"profile={profile!r}; expected one of {PROFILES}.")
+  config = ml_collections.ConfigDict()
+  config.name = name
+  config.profile = profile
+  config.seed = 0  # Root seed; replicate i uses fold_in(root, i).
+  config.seeds = 3 if profile == "quick" else 10
+
+  config.mixture = ml_collections.ConfigDict()
+  config.mixture.dim = 32
+  config.mixture.num_components = 4
+  config.mixture.separation = 3.0  # Norm of every mean.
+  config.mixture.anisotropy = 100.0  # Variance of the nuisance directions.
+  # Number of nuisance directions; None means K.
+  config.mixture.n_nuisance = ml_collections.config_dict.placeholder(int)
+
+  config.k = 3  # Embedding dimension.
+  config.p_same = 1.0  # Probability that a positive shares the component.
+
+  config.train = ml_collections.ConfigDict()
+  config.train.optimizer = "adam"
+  config.train.learning_rate = 1e-2
+  config.train.temperature = 0.5
+  config.train.steps = 2000 if profile == "quick" else 5000
+  config.train.batch = 256 if profile == "quick" else 1024
+
+  # Held-out labelled samples per grid point: half fit the class means of
+  # the nearest-mean classifier, half are classified and clustered.
+  config.n_eval = 4000 if profile == "quick" else 20000
+
+  # Swept settings: name -> list of values, crossed with the seeds. A name
+  # may be any traced setting: anisotropy, p_same, temperature,
+  # learning_rate.
+  config.sweep = ml_collections.ConfigDict()
+  config.methods = UNIMODAL_METHODS
+
+  config.thresholds = ml_collections.ConfigDict()
+  config.thresholds.distance_max = 0.2  # C1: distance <= this.
+  config.thresholds.fisher_ratio_min = 0.9  # C1: fisher_ratio >= this.
+  config.thresholds.pca_distance_min = 0.8  # C2: pca distance >= this.
+  config.claims = ()
+
+  config.figure = ml_collections.ConfigDict()
+  config.figure.x = ""
+  config.figure.log_x = False
+  return config

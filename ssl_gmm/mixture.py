@@ -1,0 +1,180 @@
+"""Gaussian mixtures with a shared covariance, and their positive pairs.
+
+Shapes: `n` samples, `d` input dimension, `K` components, `r` nuisance
+directions. Every sampler takes an explicit dtype (float32 by default) so
+that it draws the same numbers whether or not 64-bit mode is on: the
+float64 reference code replays exactly the stream an encoder trained on.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class Mixture(NamedTuple):
+  """A K-component Gaussian mixture in R^d with one shared covariance.
+
+  Attributes:
+    means: [K, d] component means.
+    cov: [d, d] shared within-component covariance Sigma.
+    cov_sqrt: [d, d] a square root S of Sigma (Sigma = S S^T).
+    weights: [K] mixing weights, summing to one.
+  """
+
+  means: jax.Array
+  cov: jax.Array
+  cov_sqrt: jax.Array
+  weights: jax.Array
+
+
+def make_mixture(
+  key: jax.Array,
+  dim: int,
+  num_components: int,
+  anisotropy: jax.Array | float,
+  *,
+  separation: float = 3.0,
+  n_nuisance: int | None = None,
+  dtype=jnp.float32,
+) -> Mixture:
+  """Builds the default mixture of the design: random means, anisotropic Sigma.
+
+  The means are independent uniformly random directions scaled to norm
+  `separation`. Sigma has variance `anisotropy` along `n_nuisance` orthonormal
+  directions drawn uniformly at random, and variance 1 elsewhere. Both draws
+  are invariant under rotations, so the whole basis is randomly rotated: no
+  optimiser can exploit the coordinate axes, and the nuisance directions
+  overlap the span of the means in general position.
+
+  The key alone fixes the means and the nuisance directions; `anisotropy`
+  only scales, so a sweep over it keeps the same mixture geometry.
+
+  Args:
+    key: PRNG key of the mixture.
+    dim: input dimension d.
+    num_components: number of components K.
+    anisotropy: variance along the nuisance directions (traced; may be swept).
+    separation: norm of every mean.
+    n_nuisance: number of nuisance directions r; defaults to K.
+    dtype: floating dtype of the parameters.
+
+  Returns:
+    The mixture, with uniform weights.
+  """
+  n_nuisance = num_components if n_nuisance is None else n_nuisance
+  key_means, key_nuisance = jax.random.split(key)
+  directions = jax.random.normal(key_means, (num_components, dim), dtype)
+  norms = jnp.linalg.norm(directions, axis=1, keepdims=True)
+  means = separation * directions / norms
+  gaussian = jax.random.normal(key_nuisance, (dim, n_nuisance), dtype)
+  basis = jnp.linalg.qr(gaussian)[0]  # [d, r], orthonormal columns
+  projector = basis @ basis.T
+  anisotropy = jnp.asarray(anisotropy, dtype)
+  eye = jnp.eye(dim, dtype=dtype)
+  cov = eye + (anisotropy - 1) * projector
+  cov_sqrt = eye + (jnp.sqrt(anisotropy) - 1) * projector
+  weights = jnp.full((num_components,), 1 / num_components, dtype)
+  return Mixture(means, cov, cov_sqrt, weights)
+
+
+def mixture_from_params(
+  means: np.ndarray, cov: np.ndarray, weights: np.ndarray | None = None
+) -> Mixture:
+  """Builds a mixture from explicit parameters, checking them on the host.
+
+  Args:
+    means: [K, d] component means.
+    cov: [d, d] shared covariance; must be symmetric positive definite.
+    weights: [K] mixing weights; uniform when omitted.
+
+  Returns:
+    The mixture, with a Cholesky factor as the square root of `cov`.
+
+  Raises:
+    ValueError: if a shape disagrees, the weights are not a distribution, or
+      `cov` is not symmetric positive definite.
+  """
+  means = np.asarray(means, np.float64)
+  cov = np.asarray(cov, np.float64)
+  num_components, dim = means.shape
+  if weights is None:
+    weights = np.full(num_components, 1 / num_components)
+  weights = np.asarray(weights, np.float64)
+  if cov.shape != (dim, dim):
+    raise ValueError(f"cov has shape {cov.shape}; expected {(dim, dim)}.")
+  if weights.shape != (num_components,) or np.any(weights < 0):
+    raise ValueError(f"weights={weights} must be {num_components} values >= 0.")
+  if not np.isclose(weights.sum(), 1.0):
+    raise ValueError(f"weights sum to {weights.sum()}, not 1.")
+  if not np.allclose(cov, cov.T):
+    raise ValueError("cov is not symmetric.")
+  smallest = np.linalg.eigvalsh(cov)[0]
+  if smallest <= 0:
+    raise ValueError(
+      f"cov is not positive definite: smallest eigenvalue {smallest:.3g}."
+    )
+  chol = np.linalg.cholesky(cov)
+  return Mixture(*(jnp.asarray(a) for a in (means, cov, chol, weights)))
+
+
+def sample(
+  key: jax.Array, mixture: Mixture, n: int, dtype=jnp.float32
+) -> tuple[jax.Array, jax.Array]:
+  """Draws n labelled samples.
+
+  Returns:
+    x: [n, d] samples; labels: [n] int component indices.
+  """
+  key_label, key_noise = jax.random.split(key)
+  labels = _components(key_label, mixture.weights, n)
+  return _draw(key_noise, mixture, labels, dtype), labels
+
+
+def sample_pairs(
+  key: jax.Array,
+  mixture: Mixture,
+  n: int,
+  p_same: jax.Array | float = 1.0,
+  dtype=jnp.float32,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  """Draws n positive pairs (x, x').
+
+  x comes from component c ~ weights. With probability `p_same` the
+  positive's component c' is c; otherwise c' is a fresh draw from the
+  weights (possibly c again). x' is an independent draw from component c',
+  so x' is marginally the mixture for every p_same.
+
+  Args:
+    key: PRNG key of this batch.
+    mixture: the mixture.
+    n: number of pairs.
+    p_same: probability that the positive shares the anchor's component
+      (traced; may be swept).
+    dtype: floating dtype of the samples.
+
+  Returns:
+    x: [n, d] anchors; x_pos: [n, d] positives; labels: [n] anchor
+    components; labels_pos: [n] positive components.
+  """
+  key_c, key_fresh, key_same, key_x, key_pos = jax.random.split(key, 5)
+  labels = _components(key_c, mixture.weights, n)
+  fresh = _components(key_fresh, mixture.weights, n)
+  same = jax.random.uniform(key_same, (n,), dtype) < jnp.asarray(p_same, dtype)
+  labels_pos = jnp.where(same, labels, fresh)
+  x = _draw(key_x, mixture, labels, dtype)
+  x_pos = _draw(key_pos, mixture, labels_pos, dtype)
+  return x, x_pos, labels, labels_pos
+
+
+def _components(key: jax.Array, weights: jax.Array, n: int) -> jax.Array:
+  logits = jnp.log(weights.astype(jnp.float32))
+  return jax.random.categorical(key, logits, shape=(n,))
+
+
+def _draw(key, mixture: Mixture, labels: jax.Array, dtype) -> jax.Array:
+  dim = mixture.means.shape[-1]
+  noise = jax.random.normal(key, (labels.shape[0], dim), dtype)
+  means = mixture.means.astype(dtype)[labels]
+  return means + noise @ mixture.cov_sqrt.astype(dtype).T

@@ -1,0 +1,85 @@
+"""Refuses invalid settings on the host, before anything is compiled."""
+
+import math
+
+import ml_collections
+
+from ssl_gmm.baselines import BASELINE_METHODS
+from ssl_gmm.train import TRAINED_METHODS
+
+KNOWN_METHODS = tuple(TRAINED_METHODS) + BASELINE_METHODS
+OPTIMIZERS = ("adam",)
+# Settings that a sweep may vary as traced arrays.
+TRACED_SETTINGS = ("anisotropy", "p_same", "temperature", "learning_rate")
+
+
+def _require(ok: bool, name: str, value, rule: str) -> None:
+  if not ok:
+    raise ValueError(f"{name}={value!r} is invalid: {rule}.")
+
+
+def _finite(value) -> bool:
+  return isinstance(value, int | float) and math.isfinite(value)
+
+
+def check_traced(name: str, value) -> None:
+  """Checks one value of a setting that may be swept."""
+  _require(_finite(value), name, value, "must be a finite number")
+  if name == "p_same":
+    _require(0 <= value <= 1, name, value, "must lie in [0, 1]")
+  else:
+    _require(value > 0, name, value, "must be > 0")
+
+
+def check_shape(dim: int, num_components: int, k: int) -> None:
+  """Checks d, K and k of one mixture and encoder."""
+  _require(num_components >= 2, "num_components", num_components, "K >= 2")
+  _require(dim >= num_components, "dim", dim, f"d >= K (K = {num_components})")
+  _require(1 <= k <= dim, "k", k, f"1 <= k <= d (d = {dim})")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks a resolved experiment config.
+
+  Raises:
+    ValueError: naming the first invalid setting and its value.
+  """
+  _require(config.seeds >= 1, "seeds", config.seeds, "must be >= 1")
+  mixture = config.mixture
+  check_shape(mixture.dim, mixture.num_components, config.k)
+  _require(
+    mixture.separation > 0, "separation", mixture.separation, "must be > 0"
+  )
+  n_nuisance = mixture.n_nuisance
+  if n_nuisance is not None:
+    _require(
+      0 <= n_nuisance <= mixture.dim,
+      "n_nuisance",
+      n_nuisance,
+      f"0 <= n_nuisance <= d (d = {mixture.dim})",
+    )
+  check_traced("anisotropy", mixture.anisotropy)
+  check_traced("p_same", config.p_same)
+  check_traced("temperature", config.train.temperature)
+  check_traced("learning_rate", config.train.learning_rate)
+  train = config.train
+  _require(
+    train.optimizer in OPTIMIZERS, "optimizer", train.optimizer, f"{OPTIMIZERS}"
+  )
+  _require(train.steps >= 1, "steps", train.steps, "must be >= 1")
+  _require(train.batch >= 2, "batch", train.batch, "must be >= 2")
+  _require(config.n_eval >= 4, "n_eval", config.n_eval, "must be >= 4")
+  for method in config.methods:
+    _require(
+      method in KNOWN_METHODS,
+      "method",
+      method,
+      f"expected one of {KNOWN_METHODS}",
+    )
+  for name, values in config.sweep.items():
+    _require(
+      name in TRACED_SETTINGS, "sweep", name, f"sweepable: {TRACED_SETTINGS}"
+    )
+    _require(len(values) >= 1, name, values, "a sweep needs values")
+    for value in values:
+      check_traced(name, value)
