@@ -101,6 +101,27 @@ def claim_c3(rows: Rows, config: ml_collections.ConfigDict) -> dict:
   return _verdict("C3", holds, detail, distance=distance, fisher_ratio=ratio)
 
 
+def method_means(
+  rows: Rows,
+  methods: Sequence[str],
+  where: dict,
+  columns: Sequence[str] = ("distance", "fisher_ratio", "accuracy", "nmi"),
+) -> list[dict]:
+  """Per method, the mean and spread over seeds of each column at `where`."""
+  table = []
+  for method in methods:
+    mine = select(rows, method=method, **where)
+    if not mine:
+      continue
+    entry = {"method": method, "seeds": len(mine)}
+    for column in columns:
+      values = [float(r[column]) for r in mine]
+      entry[column] = float(np.mean(values))
+      entry[f"{column}_std"] = float(np.std(values))
+    table.append(entry)
+  return table
+
+
 CLAIMS: dict[str, Callable[[Rows, ml_collections.ConfigDict], dict]] = {
   "C1": claim_c1,
   "C2": claim_c2,

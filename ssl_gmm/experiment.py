@@ -24,7 +24,15 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from ssl_gmm import baselines, claims, metrics, plotting, results, subspace
+from ssl_gmm import (
+  baselines,
+  claims,
+  compilation,
+  metrics,
+  plotting,
+  results,
+  subspace,
+)
 from ssl_gmm import train as training
 from ssl_gmm.mixture import Mixture, make_mixture, sample
 from ssl_gmm.validation import validate
@@ -317,14 +325,23 @@ def run(config: ml_collections.ConfigDict, out: pathlib.Path) -> dict:
   logging.info("%s: %d grid points", config.name, grid.size)
   keys = make_keys(config.seed, grid)
   mixtures = make_mixtures(config, keys, grid)
-  outputs, timings = train_methods(config, keys, mixtures, grid)
+  with compilation.count_compilations() as compiled:
+    outputs, timings = train_methods(config, keys, mixtures, grid)
   rows = evaluate(config, grid, keys, mixtures, outputs)
+  # The table of the report: every method at the last value of each sweep.
+  at = {name: float(values[-1]) for name, values in config.sweep.items()}
   summary = {
     "experiment": config.name,
     "profile": config.profile,
     "claims": claims.verdicts(rows, config),
+    "table": {"at": at, "rows": claims.method_means(rows, config.methods, at)},
     "grid_points": grid.size,
     "timings": timings,
+    # Compilations of the grid programs: one per trained method and one for
+    # the baselines, however many grid points.
+    "compilations": {
+      name: n for name, n in compiled.items() if name.endswith("_grid)")
+    },
     "wall_s": time.perf_counter() - start,
   }
   _publish(config, out, rows, summary, list(grid.swept))
@@ -349,11 +366,14 @@ def _publish(config, out, rows, summary, swept) -> None:
     partial / "config.json",
     {"config": _resolved(config), **results.run_metadata()},
   )
+  # The config names the figure's axis; a run whose sweep was changed plots
+  # against its first swept setting instead.
+  x = config.figure.x if config.figure.x in swept else (swept or ["seed"])[0]
   figure = plotting.sweep_figure(
     rows,
-    config.figure.x,
+    x,
     config.methods,
-    log_x=config.figure.log_x,
+    log_x=config.figure.log_x and x == config.figure.x,
     title=f"{config.name}: d={config.mixture.dim}, "
     f"K={config.mixture.num_components}, k={config.k}",
     thresholds={

@@ -25,7 +25,7 @@ _STYLES = {
   "lda": dict(color="tab:gray", linestyle="--"),
   "pca": dict(color="tab:red"),
   "whitened_pca": dict(color="tab:orange"),
-  "infonce": dict(color="tab:blue", linewidth=2.2),
+  "infonce": dict(color="tab:blue", linewidth=2.2, zorder=4),
   "infonce_dot": dict(color="tab:cyan"),
   "ntxent": dict(color="tab:green"),
   "simsiam": dict(color="tab:purple"),
@@ -58,7 +58,11 @@ def sweep_figure(
   """
   thresholds = thresholds or {}
   fig, axes = plt.subplots(
-    1, len(metrics), figsize=(5.2 * len(metrics), 4.0), squeeze=False
+    1,
+    len(metrics),
+    figsize=(4.6 * len(metrics) + 1.4, 4.0),
+    squeeze=False,
+    layout="constrained",
   )
   for ax, metric in zip(axes[0], metrics):
     for method in methods:
@@ -71,10 +75,9 @@ def sweep_figure(
     ax.set_ylabel(_LABELS.get(metric, metric))
     ax.set_ylim(-0.03, 1.03)
     ax.grid(alpha=0.3)
-  axes[0][0].legend(fontsize=8, loc="best")
+  fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right")
   if title:
     fig.suptitle(title)
-  fig.tight_layout()
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=110)
   plt.close(fig)

@@ -34,6 +34,21 @@ def claims_table(summaries: list[dict], link_prefix: str = "") -> str:
   return "\n".join(lines)
 
 
+def _method_table(table: dict) -> str:
+  """Mean (standard deviation) over seeds of every method at one point."""
+  where = ", ".join(f"{k} = {v:g}" for k, v in table["at"].items())
+  columns = ("distance", "fisher_ratio", "accuracy", "nmi")
+  lines = [
+    f"\nEvery method at {where or 'the fixed settings'}:\n",
+    "| method | " + " | ".join(columns) + " |",
+    "| --- |" + " ---: |" * len(columns),
+  ]
+  for row in table["rows"]:
+    cells = [f"{row[c]:.3f} ({row[c + '_std']:.3f})" for c in columns]
+    lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def render(summaries: list[dict]) -> str:
   sections = [_HEADER, "## Verdicts\n", claims_table(summaries), ""]
   for summary in summaries:
@@ -48,6 +63,7 @@ def render(summaries: list[dict]) -> str:
     for claim in summary["claims"]:
       verdict = "holds" if claim["holds"] else "does not hold"
       sections.append(f"- **{claim['name']} {verdict}.** {claim['detail']}")
+    sections.append(_method_table(summary["table"]))
     sections.append(f"\n![{name}]({summary['figure']})\n")
   return "\n".join(sections)
 

@@ -5,6 +5,7 @@ import math
 import ml_collections
 
 from ssl_gmm.baselines import BASELINE_METHODS
+from ssl_gmm.claims import CLAIMS
 from ssl_gmm.train import TRAINED_METHODS
 
 KNOWN_METHODS = tuple(TRAINED_METHODS) + BASELINE_METHODS
@@ -75,6 +76,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
       "method",
       method,
       f"expected one of {KNOWN_METHODS}",
+    )
+  for claim in config.claims:
+    _require(
+      claim in CLAIMS, "claim", claim, f"expected one of {tuple(CLAIMS)}"
     )
   for name, values in config.sweep.items():
     _require(

@@ -25,10 +25,12 @@ def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   config.k = 3
   config.methods = common.UNIMODAL_METHODS
   config.claims = ("C1", "C2", "C3")
-  if profile == "quick":
-    config.sweep.anisotropy = np.logspace(0, 3, 7).tolist()
-  else:
-    config.sweep.anisotropy = np.logspace(0, 4, 13).tolist()
+  sweeps = {
+    "quick": np.logspace(0, 3, 7),
+    "full": np.logspace(0, 4, 13),
+    "smoke": np.array([1.0, 1000.0]),
+  }
+  config.sweep.anisotropy = sweeps[profile].tolist()
   config.figure.x = "anisotropy"
   config.figure.log_x = True
   config.lock()

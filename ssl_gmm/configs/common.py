@@ -1,13 +1,16 @@
 """Settings shared by every experiment, and the two profiles.
 
 The quick profile runs on two CPU cores in minutes; the full profile is
-paper scale, sized for one GPU. Optimiser settings are fixed here, before
-any verdict is read, and are the same at every grid point of an experiment.
+paper scale, sized for one GPU; the smoke profile is a few seconds of the
+same code path for end-to-end tests, and its verdicts mean nothing.
+
+Optimiser settings are fixed here, before any verdict is read, and are the
+same at every grid point of an experiment.
 """
 
 import ml_collections
 
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "full", "smoke")
 
 UNIMODAL_METHODS = (
   "infonce",
@@ -33,7 +36,7 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   config.name = name
   config.profile = profile
   config.seed = 0  # Root seed; replicate i uses fold_in(root, i).
-  config.seeds = 3 if profile == "quick" else 10
+  config.seeds = {"quick": 3, "full": 10, "smoke": 2}[profile]
 
   config.mixture = ml_collections.ConfigDict()
   config.mixture.dim = 32
@@ -50,12 +53,12 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   config.train.optimizer = "adam"
   config.train.learning_rate = 1e-2
   config.train.temperature = 0.5
-  config.train.steps = 2000 if profile == "quick" else 5000
-  config.train.batch = 256 if profile == "quick" else 1024
+  config.train.steps = {"quick": 2000, "full": 5000, "smoke": 20}[profile]
+  config.train.batch = {"quick": 256, "full": 1024, "smoke": 32}[profile]
 
   # Held-out labelled samples per grid point: half fit the class means of
   # the nearest-mean classifier, half are classified and clustered.
-  config.n_eval = 4000 if profile == "quick" else 20000
+  config.n_eval = {"quick": 4000, "full": 20000, "smoke": 200}[profile]
 
   # Swept settings: name -> list of values, crossed with the seeds. A name
   # may be any traced setting: anisotropy, p_same, temperature,

@@ -1,0 +1,106 @@
+"""Training: one compilation per sweep, determinism, divergence, learning."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssl_gmm import compilation, metrics, subspace, train
+from ssl_gmm.mixture import make_mixture
+
+
+def _grid(anisotropy, dim=8, num_components=3, seed=0):
+  anisotropy = jnp.asarray(anisotropy, jnp.float32)
+  keys = jax.random.split(jax.random.PRNGKey(seed), anisotropy.shape[0])
+  build = lambda k, a: make_mixture(k, dim, num_components, a)  # noqa: E731
+  mixtures = jax.jit(jax.vmap(build))(keys, anisotropy)
+  return keys, mixtures
+
+
+def _hyper(n, learning_rate=1e-2, temperature=0.5, p_same=1.0):
+  # Strongly typed float32: a weakly typed array is another cache key.
+  full = lambda v: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (n,))  # noqa: E731
+  return train.Hyper(full(learning_rate), full(temperature), full(p_same))
+
+
+@pytest.mark.parametrize("method", sorted(train.TRAINED_METHODS))
+def test_one_compilation_for_a_sweep_of_traced_values(method):
+  # PITFALL 8: swept values are traced arrays, so new values of anisotropy,
+  # temperature, learning rate and p_same reuse the compiled program.
+  keys, mixtures = _grid([1.0, 10.0, 100.0])
+  static = dict(method=method, k=2, steps=3, batch=8)
+  with compilation.count_compilations() as compiled:
+    train.train_grid(keys, keys, mixtures, _hyper(3), **static)
+    _, other = _grid([2.0, 20.0, 300.0])
+    hyper = _hyper(3, learning_rate=[1e-3, 1e-2, 1e-1], temperature=0.1)
+    train.train_grid(
+      keys,
+      keys,
+      other,
+      hyper._replace(p_same=jnp.full(3, 0.5, jnp.float32)),
+      **static,
+    )
+  assert compiled["jit(train_grid)"] == 1
+
+
+def test_identical_seeds_give_identical_results():
+  keys, mixtures = _grid([1.0, 100.0])
+  run = lambda: train.train_grid(  # noqa: E731
+    keys, keys, mixtures, _hyper(2), method="infonce", k=2, steps=20, batch=16
+  )
+  first, second = run(), run()
+  np.testing.assert_array_equal(first.encoder, second.encoder)
+  other_keys = jax.random.split(jax.random.PRNGKey(1), 2)
+  third = train.train_grid(
+    other_keys,
+    other_keys,
+    mixtures,
+    _hyper(2),
+    method="infonce",
+    k=2,
+    steps=20,
+    batch=16,
+  )
+  assert not np.allclose(first.encoder, third.encoder)
+
+
+def test_jit_and_no_jit_agree():
+  keys, mixtures = _grid([10.0])
+  one = jax.tree.map(lambda a: a[0], mixtures)
+  hyper = jax.tree.map(lambda a: a[0], _hyper(1))
+  static = dict(method="ntxent", k=2, steps=3, batch=8)
+  jitted = train.train_grid(keys, keys, mixtures, _hyper(1), **static)
+  with jax.disable_jit():
+    plain = train.train(keys[0], keys[0], one, hyper, **static)
+  np.testing.assert_allclose(
+    plain.encoder, jitted.encoder[0], rtol=1e-5, atol=1e-6
+  )
+
+
+def test_a_diverging_point_is_flagged_and_the_others_are_not():
+  # A learning rate of 1e30 sends the dot-product logits to infinity.
+  keys, mixtures = _grid([10.0, 10.0])
+  hyper = _hyper(2, learning_rate=[1e-2, 1e30])
+  out = train.train_grid(
+    keys, keys, mixtures, hyper, method="infonce_dot", k=2, steps=50, batch=16
+  )
+  np.testing.assert_array_equal(out.diverged, [False, True])
+  assert np.all(np.isfinite(out.encoder[0]))
+
+
+def test_infonce_moves_the_encoder_into_the_fisher_subspace():
+  keys, mixtures = _grid([10.0])
+  hyper = _hyper(1, learning_rate=3e-2)
+  out = train.train_grid(
+    keys, keys, mixtures, hyper, method="infonce", k=2, steps=300, batch=128
+  )
+  with jax.enable_x64(True):
+    mixture = jax.tree.map(lambda a: jnp.asarray(a[0], jnp.float64), mixtures)
+    basis, _ = subspace.fisher_subspace(
+      mixture.means, mixture.cov, mixture.weights
+    )
+    start = train.init_params(keys[0], 2, 8)["encoder"]
+    before = metrics.distance(jnp.asarray(start, jnp.float64), basis)
+    after = metrics.distance(jnp.asarray(out.encoder[0], jnp.float64), basis)
+  assert before > 0.8  # A random 2-plane in R^8 is far from F.
+  assert after < 0.3

@@ -1,0 +1,85 @@
+"""Bad settings are refused by name, before anything is compiled."""
+
+import pytest
+from conftest import tiny_config
+
+from ssl_gmm import compilation, configs, experiment
+
+
+def _set(config, dotted: str, value):
+  *parents, leaf = dotted.split(".")
+  node = config
+  for name in parents:
+    node = node[name]
+  node[leaf] = value
+  return config
+
+
+@pytest.mark.parametrize(
+  "setting, value, named",
+  [
+    ("k", 9, "k=9"),  # k > d = 8
+    ("k", 0, "k=0"),
+    ("mixture.num_components", 1, "num_components=1"),  # K < 2
+    ("mixture.dim", 2, "dim=2"),  # d < K = 3
+    ("train.temperature", 0.0, "temperature=0.0"),
+    ("train.temperature", -0.5, "temperature=-0.5"),
+    ("p_same", 1.5, "p_same=1.5"),
+    ("p_same", -0.1, "p_same=-0.1"),
+    ("mixture.anisotropy", 0.0, "anisotropy=0.0"),
+    ("mixture.separation", -1.0, "separation=-1.0"),
+    ("mixture.n_nuisance", 9, "n_nuisance=9"),
+    ("train.learning_rate", float("nan"), "learning_rate=nan"),
+    ("train.steps", 0, "steps=0"),
+    ("train.batch", 1, "batch=1"),
+    ("train.optimizer", "sgdd", "optimizer='sgdd'"),
+    ("seeds", 0, "seeds=0"),
+    ("methods", ("infonce", "spectral"), "method='spectral'"),
+    ("claims", ("C1", "C9"), "claim='C9'"),
+  ],
+)
+def test_invalid_setting_is_named_before_compiling(setting, value, named):
+  config = _set(tiny_config(), setting, value)
+  with (
+    compilation.count_compilations() as compiled,
+    pytest.raises(ValueError, match=f"^{named}"),
+  ):
+    experiment.run(config, "unused")
+  assert not compiled
+
+
+@pytest.mark.parametrize(
+  "name, values, named",
+  [
+    ("anisotropy", [1.0, -3.0], "anisotropy=-3.0"),
+    ("p_same", [1.0, 2.0], "p_same=2.0"),
+    ("temperature", [0.5, 0.0], "temperature=0.0"),
+  ],
+)
+def test_invalid_swept_value_is_named(name, values, named):
+  config = tiny_config()
+  with config.unlocked():
+    config.sweep[name] = values
+  with pytest.raises(ValueError, match=f"^{named}"):
+    experiment.validate(config)
+
+
+def test_unknown_sweep_setting_is_named():
+  config = tiny_config()
+  with config.unlocked():
+    config.sweep.batch = [8, 16]
+  with pytest.raises(ValueError, match="^sweep='batch'"):
+    experiment.validate(config)
+
+
+def test_unknown_experiment_and_profile_are_named():
+  with pytest.raises(ValueError, match="experiment='spectral'"):
+    configs.get_config("spectral")
+  with pytest.raises(ValueError, match="profile='huge'"):
+    configs.get_config("anisotropy", "huge")
+
+
+def test_every_shipped_config_is_valid():
+  for name in configs.EXPERIMENTS:
+    for profile in configs.PROFILES:
+      experiment.validate(configs.get_config(name, profile))
