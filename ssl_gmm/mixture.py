@@ -110,10 +110,14 @@ def mixture_from_params(
     raise ValueError(f"weights sum to {weights.sum()}, not 1.")
   if not np.allclose(cov, cov.T):
     raise ValueError("cov is not symmetric.")
-  smallest = np.linalg.eigvalsh(cov)[0]
-  if smallest <= 0:
+  eigenvalues = np.linalg.eigvalsh(cov)
+  # Relative to the largest, as numpy.linalg.matrix_rank does: a singular
+  # matrix rounds to a tiny eigenvalue of either sign.
+  tolerance = dim * np.finfo(np.float64).eps * max(eigenvalues[-1], 0.0)
+  if eigenvalues[0] <= tolerance:
     raise ValueError(
-      f"cov is not positive definite: smallest eigenvalue {smallest:.3g}."
+      f"cov is not positive definite: smallest eigenvalue "
+      f"{eigenvalues[0]:.3g} (largest {eigenvalues[-1]:.3g})."
     )
   chol = np.linalg.cholesky(cov)
   return Mixture(*(jnp.asarray(a) for a in (means, cov, chol, weights)))
