@@ -67,7 +67,8 @@ def accumulate_moments(
     x, x_pos, labels, _ = sample_pairs(
       jax.random.fold_in(data_key, t), mixture, batch, p_same
     )
-    x, diff = x.astype(f64), (x - x_pos).astype(f64)
+    x, x_pos = x.astype(f64), x_pos.astype(f64)
+    diff = x - x_pos
     onehot = jax.nn.one_hot(labels, num_components, dtype=f64)
     batch_moments = Moments(
       count=jnp.asarray(batch, f64),

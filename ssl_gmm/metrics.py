@@ -46,13 +46,23 @@ def rank(encoder: jax.Array) -> jax.Array:
   return row_space(encoder)[1]
 
 
+def _largest_sine(q_inner: jax.Array, q_outer: jax.Array) -> jax.Array:
+  """Sine of the largest angle from span(q_inner) to span(q_outer).
+
+  Both have orthonormal (or zero) columns. The sine is the spectral norm of
+  the part of q_inner outside span(q_outer): accurate near zero, where
+  sqrt(1 - cos^2) would lose half the digits.
+  """
+  residual = q_inner - q_outer @ (q_outer.T @ q_inner)
+  return jnp.clip(jnp.linalg.norm(residual, ord=2), 0.0, 1.0)
+
+
 def distance(encoder: jax.Array, fisher_basis: jax.Array) -> jax.Array:
   """Sine of the largest principal angle between row(A) and F, in [0, 1].
 
   For k <= r it asks whether row(A) lies inside F; for k > r whether F lies
-  inside row(A). Both are the smallest of the min(k, r) singular values of
-  Q_A^T Q_F. Directions missing because rank(A) < min(k, r) have cosine 0,
-  so they count as 90 degrees and a collapsed encoder scores 1.
+  inside row(A). Directions missing because rank(A) < min(k, r) count as 90
+  degrees, so a collapsed encoder scores 1.
 
   Args:
     encoder: [k, d] encoder A.
@@ -61,11 +71,12 @@ def distance(encoder: jax.Array, fisher_basis: jax.Array) -> jax.Array:
   Returns:
     0 when the encoder recovers F, 1 when it misses a direction entirely.
   """
-  q_a, _ = row_space(encoder)
+  k, r = encoder.shape[0], fisher_basis.shape[1]
+  q_a, rank_a = row_space(encoder)
   q_f = jnp.linalg.qr(fisher_basis)[0]
-  cosines = jnp.linalg.svd(q_a.T @ q_f, compute_uv=False)
-  smallest = jnp.clip(jnp.min(cosines), 0.0, 1.0)
-  return jnp.sqrt(1 - smallest**2)
+  inner, outer = (q_a, q_f) if k <= r else (q_f, q_a)
+  sine = _largest_sine(inner, outer)
+  return jnp.where(rank_a < min(k, r), 1.0, sine)
 
 
 def fisher_criterion(
@@ -115,11 +126,15 @@ def nuisance_share(
 
 
 def subspace_angle(basis_a: jax.Array, basis_b: jax.Array) -> jax.Array:
-  """Largest principal angle between two subspaces, in degrees."""
+  """Largest principal angle between two full-rank subspaces, in degrees.
+
+  From the smaller subspace to the larger (the first if equal in dimension).
+  """
   q_a = jnp.linalg.qr(basis_a)[0]
   q_b = jnp.linalg.qr(basis_b)[0]
-  cosines = jnp.linalg.svd(q_a.T @ q_b, compute_uv=False)
-  return jnp.degrees(jnp.arccos(jnp.clip(jnp.min(cosines), -1.0, 1.0)))
+  if q_a.shape[1] > q_b.shape[1]:
+    q_a, q_b = q_b, q_a
+  return jnp.degrees(jnp.arcsin(_largest_sine(q_a, q_b)))
 
 
 class Downstream(NamedTuple):

@@ -30,7 +30,7 @@ def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
     "full": np.logspace(0, 4, 13),
     "smoke": np.array([1.0, 1000.0]),
   }
-  config.sweep.anisotropy = sweeps[profile].tolist()
+  config.sweep.anisotropy = tuple(sweeps[profile].tolist())
   config.figure.x = "anisotropy"
   config.figure.log_x = True
   config.lock()

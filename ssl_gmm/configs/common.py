@@ -60,7 +60,7 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   # the nearest-mean classifier, half are classified and clustered.
   config.n_eval = {"quick": 4000, "full": 20000, "smoke": 200}[profile]
 
-  # Swept settings: name -> list of values, crossed with the seeds. A name
+  # Swept settings: name -> tuple of values, crossed with the seeds. A name
   # may be any traced setting: anisotropy, p_same, temperature,
   # learning_rate.
   config.sweep = ml_collections.ConfigDict()
