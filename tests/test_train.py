@@ -100,7 +100,9 @@ def test_infonce_moves_the_encoder_into_the_fisher_subspace():
       mixture.means, mixture.cov, mixture.weights
     )
     start = train.init_params(keys[0], 2, 8)["encoder"]
-    before = metrics.distance(jnp.asarray(start, jnp.float64), basis)
-    after = metrics.distance(jnp.asarray(out.encoder[0], jnp.float64), basis)
+    before = float(metrics.distance(jnp.asarray(start, jnp.float64), basis))
+    after = float(
+      metrics.distance(jnp.asarray(out.encoder[0], jnp.float64), basis)
+    )
   assert before > 0.8  # A random 2-plane in R^8 is far from F.
   assert after < 0.3
