@@ -137,6 +137,26 @@ def subspace_angle(basis_a: jax.Array, basis_b: jax.Array) -> jax.Array:
   return jnp.degrees(jnp.arcsin(_largest_sine(q_a, q_b)))
 
 
+# What a diverged encoder is scored on the subspace metrics: a failure.
+DIVERGED = {
+  "distance": 1.0,
+  "fisher_ratio": 0.0,
+  "nuisance_share": 1.0,
+  "rank": 0,
+}
+
+
+def embed(encoder: np.ndarray, x: np.ndarray, cosine: bool) -> np.ndarray:
+  """[n, k] embedding of [n, d] samples as a loss sees it.
+
+  L2-normalised when the loss compares embeddings by cosine, raw otherwise.
+  """
+  z = x @ encoder.T
+  if cosine:
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+  return z
+
+
 class Downstream(NamedTuple):
   """Held-out metrics of one embedding."""
 

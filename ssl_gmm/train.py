@@ -2,15 +2,18 @@
 
 `train` is written for one configuration: it draws a fresh batch of positive
 pairs at every step (key fold_in(data_key, step)) and runs the whole loop in
-`lax.scan` under optax. `train_grid` vmaps it over stacked configurations and
-jit-compiles the result, so a sweep over seeds and any traced setting
-(anisotropy, p_same, temperature, learning rate) is one compiled program per
-method and shape.
+`lax.scan` under optax. Pairs come from a `draw` function of a data source:
+by default a Mixture and `mixture_pairs`; a fixed data set brings its own.
+
+`train_grid` vmaps `train` over stacked configurations and jit-compiles the
+result, so a sweep over seeds and any traced setting (anisotropy, p_same,
+temperature, learning rate) is one compiled program per method and shape.
 
 Shapes: `n` batch size, `d` input dimension, `k` embedding dimension.
 """
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -78,16 +81,25 @@ def method_loss(
   return loss(z, z_pos, temperature, similarity)
 
 
+def mixture_pairs(
+  key: jax.Array, mixture: Mixture, batch: int, p_same: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+  """The default `draw`: [batch, d] anchors and positives of a mixture."""
+  x, x_pos, _, _ = sample_pairs(key, mixture, batch, p_same)
+  return x, x_pos
+
+
 def train(
   init_key: jax.Array,
   data_key: jax.Array,
-  mixture: Mixture,
+  source,
   hyper: Hyper,
   *,
   method: str,
   k: int,
   steps: int,
   batch: int,
+  draw: Callable = mixture_pairs,
 ) -> Trained:
   """Trains one linear encoder with Adam on fresh pairs at every step.
 
@@ -95,18 +107,20 @@ def train(
     init_key: key of the initial parameters.
     data_key: key of the data stream; step t draws with fold_in(data_key, t),
       so the spectral baselines can replay the same pairs.
-    mixture: the mixture to draw from.
+    source: what `draw` draws from (a pytree of arrays, e.g. a Mixture).
     hyper: learning rate, temperature and p_same of this configuration.
     method: a key of TRAINED_METHODS.
     k: embedding dimension.
     steps: optimisation steps.
     batch: pairs per step.
+    draw: draw(key, source, batch, p_same) -> ([batch, d] x, [batch, d] x').
 
   Returns:
     The trained encoder and predictor, final loss and divergence flag.
   """
-  dim = mixture.means.shape[-1]
-  params = init_params(init_key, k, dim)
+  draw_batch = functools.partial(draw, batch=batch)
+  shapes = jax.eval_shape(draw_batch, data_key, source, p_same=hyper.p_same)
+  params = init_params(init_key, k, shapes[0].shape[-1])
   optimizer = optax.inject_hyperparams(optax.adam)(
     learning_rate=hyper.learning_rate
   )
@@ -114,8 +128,8 @@ def train(
 
   def step(carry, t):
     params, opt_state = carry
-    x, x_pos, _, _ = sample_pairs(
-      jax.random.fold_in(data_key, t), mixture, batch, hyper.p_same
+    x, x_pos = draw(
+      jax.random.fold_in(data_key, t), source, batch, hyper.p_same
     )
     loss, grads = loss_and_grad(params, x, x_pos, hyper.temperature, method)
     updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -135,18 +149,23 @@ def train(
   )
 
 
-@functools.partial(jax.jit, static_argnames=("method", "k", "steps", "batch"))
+@functools.partial(
+  jax.jit, static_argnames=("method", "k", "steps", "batch", "draw")
+)
 def train_grid(
   init_keys: jax.Array,
   data_keys: jax.Array,
-  mixtures: Mixture,
+  sources,
   hyper: Hyper,
   *,
   method: str,
   k: int,
   steps: int,
   batch: int,
+  draw: Callable = mixture_pairs,
 ) -> Trained:
   """`train` vmapped over a leading grid axis of every array argument."""
-  one = functools.partial(train, method=method, k=k, steps=steps, batch=batch)
-  return jax.vmap(one)(init_keys, data_keys, mixtures, hyper)
+  one = functools.partial(
+    train, method=method, k=k, steps=steps, batch=batch, draw=draw
+  )
+  return jax.vmap(one)(init_keys, data_keys, sources, hyper)

@@ -1,5 +1,6 @@
 """Refuses invalid settings on the host, before anything is compiled."""
 
+import itertools
 import math
 
 import ml_collections
@@ -10,8 +11,10 @@ from ssl_gmm.train import TRAINED_METHODS
 
 KNOWN_METHODS = tuple(TRAINED_METHODS) + BASELINE_METHODS
 OPTIMIZERS = ("adam",)
-# Settings that a sweep may vary as traced arrays.
+PIPELINES = ("synthetic",)
+# Settings that a sweep may vary: as traced arrays, or shape by shape.
 TRACED_SETTINGS = ("anisotropy", "p_same", "temperature", "learning_rate")
+SHAPE_SETTINGS = ("dim", "num_components", "k")
 
 
 def _require(ok: bool, name: str, value, rule: str) -> None:
@@ -45,20 +48,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   Raises:
     ValueError: naming the first invalid setting and its value.
   """
+  _require(
+    config.pipeline in PIPELINES, "pipeline", config.pipeline, f"{PIPELINES}"
+  )
   _require(config.seeds >= 1, "seeds", config.seeds, "must be >= 1")
   mixture = config.mixture
-  check_shape(mixture.dim, mixture.num_components, config.k)
   _require(
     mixture.separation > 0, "separation", mixture.separation, "must be > 0"
   )
-  n_nuisance = mixture.n_nuisance
-  if n_nuisance is not None:
-    _require(
-      0 <= n_nuisance <= mixture.dim,
-      "n_nuisance",
-      n_nuisance,
-      f"0 <= n_nuisance <= d (d = {mixture.dim})",
-    )
   check_traced("anisotropy", mixture.anisotropy)
   check_traced("p_same", config.p_same)
   check_traced("temperature", config.train.temperature)
@@ -81,10 +78,32 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(
       claim in CLAIMS, "claim", claim, f"expected one of {tuple(CLAIMS)}"
     )
+  _check_sweep(config)
+
+
+def _check_sweep(config: ml_collections.ConfigDict) -> None:
+  """Checks every swept value, and the shape of every grid point."""
+  shapes = {
+    "dim": [config.mixture.dim],
+    "num_components": [config.mixture.num_components],
+    "k": [config.k],
+  }
   for name, values in config.sweep.items():
-    _require(
-      name in TRACED_SETTINGS, "sweep", name, f"sweepable: {TRACED_SETTINGS}"
-    )
+    known = TRACED_SETTINGS + SHAPE_SETTINGS
+    _require(name in known, "sweep", name, f"sweepable: {known}")
     _require(len(values) >= 1, name, values, "a sweep needs values")
+    if name in SHAPE_SETTINGS:
+      shapes[name] = list(values)
+      continue
     for value in values:
       check_traced(name, value)
+  for dim, num_components, k in itertools.product(*shapes.values()):
+    check_shape(dim, num_components, num_components - 1 if k is None else k)
+    n_nuisance = config.mixture.n_nuisance
+    if n_nuisance is not None:
+      _require(
+        0 <= n_nuisance <= dim,
+        "n_nuisance",
+        n_nuisance,
+        f"0 <= n_nuisance <= d (d = {dim})",
+      )

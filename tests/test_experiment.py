@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from ssl_gmm import experiment, plotting, report, results
+from ssl_gmm import experiment, plotting, report, results, synthetic
 from ssl_gmm.train import TRAINED_METHODS
 
 
@@ -15,7 +15,7 @@ def test_grid_is_seeds_times_swept_values_with_fixed_settings_broadcast():
   config = tiny_config()
   with config.unlocked():
     config.sweep.p_same = [1.0, 0.5]
-  grid = experiment.build_grid(config)
+  grid = synthetic.build_grid(config)
   assert grid.size == config.seeds * 2 * 2
   np.testing.assert_array_equal(grid.seed, [0, 0, 0, 0, 1, 1, 1, 1])
   np.testing.assert_array_equal(grid.swept["p_same"], [1, 0.5] * 4)
@@ -26,9 +26,9 @@ def test_grid_is_seeds_times_swept_values_with_fixed_settings_broadcast():
 
 def test_one_seed_shares_its_mixture_across_swept_values():
   config = tiny_config()
-  grid = experiment.build_grid(config)
-  keys = experiment.make_keys(config.seed, grid)
-  mixtures = experiment.make_mixtures(config, keys, grid)
+  grid = synthetic.build_grid(config)
+  keys = synthetic.make_keys(config.seed, grid)
+  mixtures = synthetic.make_mixtures(config, keys, grid)
   means = np.asarray(mixtures.means)
   np.testing.assert_array_equal(means[0], means[1])  # seed 0, two values
   assert not np.allclose(means[0], means[2])  # seed 1

@@ -35,6 +35,7 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.name = name
   config.profile = profile
+  config.pipeline = "synthetic"  # The function that produces the rows.
   config.seed = 0  # Root seed; replicate i uses fold_in(root, i).
   config.seeds = {"quick": 3, "full": 10, "smoke": 2}[profile]
 
@@ -46,7 +47,9 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   # Number of nuisance directions; None means K.
   config.mixture.n_nuisance = ml_collections.config_dict.placeholder(int)
 
-  config.k = 3  # Embedding dimension.
+  # Embedding dimension; None means K - 1.
+  config.k = ml_collections.config_dict.placeholder(int)
+  config.k = 3
   config.p_same = 1.0  # Probability that a positive shares the component.
 
   config.train = ml_collections.ConfigDict()
@@ -61,8 +64,8 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   config.n_eval = {"quick": 4000, "full": 20000, "smoke": 200}[profile]
 
   # Swept settings: name -> tuple of values, crossed with the seeds. A name
-  # may be any traced setting: anisotropy, p_same, temperature,
-  # learning_rate.
+  # may be a traced setting (anisotropy, p_same, temperature, learning_rate)
+  # or a shape setting (dim, num_components, k), one program per shape.
   config.sweep = ml_collections.ConfigDict()
   config.methods = UNIMODAL_METHODS
 

@@ -1,0 +1,337 @@
+"""The Gaussian-mixture pipeline: every method over a grid of mixtures.
+
+A grid is the product of the replicate seeds and the values of every swept
+setting. Keys come from the config's root seed, split by purpose: the
+mixture of replicate s uses fold_in(mixture_root, s), so within one seed and
+one shape every value of the other swept settings, and every method, sees
+the same mixture; grid point p draws its data with fold_in(data_root, p),
+and every method, trained or baseline, sees the same pairs at each step.
+
+Traced settings (anisotropy, p_same, temperature, learning_rate) vary inside
+one compiled program per method. Shape settings (dim, num_components, k)
+change array shapes, so the grid is split into one group per shape and each
+group compiles its own programs; padding shapes into one program is not done
+here. Metrics against the analytic Fisher subspace are computed in float64.
+"""
+
+import dataclasses
+import itertools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ssl_gmm import baselines, metrics, programs, subspace
+from ssl_gmm import train as training
+from ssl_gmm.mixture import Mixture, make_mixture, sample
+
+# Settings that change array shapes; a sweep over them loops over shapes.
+SHAPE_SETTINGS = ("dim", "num_components", "k")
+# Settings that vary as traced arrays inside one compiled program.
+TRACED_SETTINGS = ("anisotropy", "p_same", "temperature", "learning_rate")
+
+
+class Outcome(NamedTuple):
+  """What a pipeline returns to the runner.
+
+  Attributes:
+    rows: one dict per method x grid point, the columns of results.csv.
+    swept: names of the swept columns, in order, after `seed`.
+    timings: program name -> {"compile_s", "run_s", "steps_per_s"}.
+  """
+
+  rows: list[dict]
+  swept: list[str]
+  timings: dict[str, dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+  """Stacked grid points.
+
+  Attributes:
+    seed: [P] replicate index of every point.
+    point: [P] global index of every point (its data key's fold_in).
+    swept: setting name -> [P] its value at every point.
+    settings: every traced setting (swept or fixed) -> [P] float32 values.
+    shapes: [P] (dim, num_components, k) of every point.
+  """
+
+  seed: np.ndarray
+  point: np.ndarray
+  swept: dict[str, np.ndarray]
+  settings: dict[str, np.ndarray]
+  shapes: list[tuple[int, int, int]]
+
+  @property
+  def size(self) -> int:
+    return len(self.seed)
+
+  def take(self, index: np.ndarray) -> "Grid":
+    """The points at `index`, keeping their global indices."""
+    return Grid(
+      seed=self.seed[index],
+      point=self.point[index],
+      swept={n: v[index] for n, v in self.swept.items()},
+      settings={n: v[index] for n, v in self.settings.items()},
+      shapes=[self.shapes[i] for i in index],
+    )
+
+
+def build_grid(config: ml_collections.ConfigDict) -> Grid:
+  """The product of seeds and swept values, seeds outermost."""
+  names = list(config.sweep.keys())
+  axes = [range(config.seeds)] + [list(config.sweep[n]) for n in names]
+  points = list(itertools.product(*axes))
+  seed = np.array([p[0] for p in points], np.int32)
+  swept = {n: np.array([p[i + 1] for p in points]) for i, n in enumerate(names)}
+  fixed = {
+    "anisotropy": config.mixture.anisotropy,
+    "p_same": config.p_same,
+    "temperature": config.train.temperature,
+    "learning_rate": config.train.learning_rate,
+  }
+  settings = {
+    n: np.asarray(swept.get(n, np.full(len(points), v)), np.float32)
+    for n, v in fixed.items()
+  }
+  return Grid(
+    seed=seed,
+    point=np.arange(len(points)),
+    swept=swept,
+    settings=settings,
+    shapes=[point_shape(config, swept, p) for p in range(len(points))],
+  )
+
+
+def point_shape(
+  config: ml_collections.ConfigDict, swept: dict, p: int
+) -> tuple[int, int, int]:
+  """(dim, num_components, k) of point p; a config k of None means K - 1."""
+  shape = {
+    "dim": config.mixture.dim,
+    "num_components": config.mixture.num_components,
+    "k": config.k,
+  }
+  shape.update({n: int(swept[n][p]) for n in shape if n in swept})
+  if shape["k"] is None:
+    shape["k"] = shape["num_components"] - 1
+  return shape["dim"], shape["num_components"], shape["k"]
+
+
+class Keys(NamedTuple):
+  """[P] keys of every grid point, one set per purpose."""
+
+  mixture: jax.Array
+  init: jax.Array
+  data: jax.Array
+  eval: jax.Array
+
+
+def make_keys(root_seed: int, grid: Grid) -> Keys:
+  roots = jax.random.split(jax.random.PRNGKey(root_seed), 4)
+  fold = jax.vmap(jax.random.fold_in, in_axes=(None, 0))
+  points = jnp.asarray(grid.point)
+  return Keys(
+    mixture=fold(roots[0], jnp.asarray(grid.seed)),
+    init=fold(roots[1], points),
+    data=fold(roots[2], points),
+    eval=fold(roots[3], points),
+  )
+
+
+def make_mixtures(
+  config: ml_collections.ConfigDict, keys: Keys, grid: Grid
+) -> Mixture:
+  """The stacked mixture of every point of a one-shape grid (float32)."""
+  m = config.mixture
+  dim, num_components, _ = grid.shapes[0]
+
+  def one(key, anisotropy):
+    return make_mixture(
+      key,
+      dim,
+      num_components,
+      anisotropy,
+      separation=m.separation,
+      n_nuisance=m.n_nuisance,
+    )
+
+  return jax.jit(jax.vmap(one))(
+    keys.mixture, jnp.asarray(grid.settings["anisotropy"])
+  )
+
+
+def train_methods(
+  config: ml_collections.ConfigDict,
+  keys: Keys,
+  mixtures: Mixture,
+  grid: Grid,
+  label: str = "",
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict]]:
+  """Trains every method of the config over a one-shape grid.
+
+  Returns:
+    outputs: method -> {"encoder": [P, k, d], "diverged": [P],
+      "final_loss": [P] (trained methods only)}.
+    timings: program label -> {"compile_s", "run_s", "steps_per_s"}.
+  """
+  t = config.train
+  static = dict(k=grid.shapes[0][2], steps=t.steps, batch=t.batch)
+  hyper = training.Hyper(
+    learning_rate=jnp.asarray(grid.settings["learning_rate"]),
+    temperature=jnp.asarray(grid.settings["temperature"]),
+    p_same=jnp.asarray(grid.settings["p_same"]),
+  )
+  outputs, timings = {}, {}
+  for method in config.methods:
+    if method not in training.TRAINED_METHODS:
+      continue
+    trained, timings[method + label] = programs.compile_and_run(
+      training.train_grid,
+      (keys.init, keys.data, mixtures, hyper),
+      dict(static, method=method),
+      method + label,
+      t.steps,
+    )
+    outputs[method] = {
+      "encoder": np.asarray(trained.encoder, np.float64),
+      "diverged": np.asarray(trained.diverged),
+      "final_loss": np.asarray(trained.final_loss, np.float64),
+    }
+  wanted = [m for m in config.methods if m in baselines.BASELINE_METHODS]
+  if wanted:
+    with jax.enable_x64(True):
+      fitted, timings["baselines" + label] = programs.compile_and_run(
+        baselines.baseline_grid,
+        (keys.data, mixtures, hyper.p_same),
+        static,
+        "baselines" + label,
+        t.steps,
+      )
+    for method in wanted:
+      encoder = np.asarray(fitted[method], np.float64)
+      diverged = ~np.all(np.isfinite(encoder), axis=(1, 2))
+      outputs[method] = {"encoder": encoder, "diverged": diverged}
+  return outputs, timings
+
+
+@jax.jit
+def _subspace_metrics(encoders: jax.Array, mixtures: Mixture) -> dict:
+  """distance, fisher_ratio, nuisance_share, rank of [P, k, d] encoders."""
+
+  def one(encoder, mixture):
+    basis, _ = subspace.fisher_subspace(
+      mixture.means, mixture.cov, mixture.weights
+    )
+    return {
+      "distance": metrics.distance(encoder, basis),
+      "fisher_ratio": metrics.fisher_ratio(
+        encoder, mixture.means, mixture.cov, mixture.weights
+      ),
+      "nuisance_share": metrics.nuisance_share(encoder, basis, mixture.cov),
+      "rank": metrics.rank(encoder),
+    }
+
+  return jax.vmap(one)(encoders, mixtures)
+
+
+@jax.jit
+def _means_fisher_angles(mixtures: Mixture) -> jax.Array:
+  """[P] angle in degrees between span{centred means} and F."""
+
+  def one(mixture):
+    basis, _ = subspace.fisher_subspace(
+      mixture.means, mixture.cov, mixture.weights
+    )
+    centred = subspace.centred_means(mixture.means, mixture.weights)
+    rank = mixture.means.shape[0] - 1
+    means_basis = jnp.linalg.svd(centred, full_matrices=False)[2][:rank].T
+    return metrics.subspace_angle(means_basis, basis)
+
+  return jax.vmap(one)(mixtures)
+
+
+def evaluate(
+  config: ml_collections.ConfigDict,
+  grid: Grid,
+  keys: Keys,
+  mixtures: Mixture,
+  outputs: dict[str, dict[str, np.ndarray]],
+) -> list[dict]:
+  """One row per method and grid point with every metric."""
+  num_components = grid.shapes[0][1]
+  n_fit = config.n_eval // 2
+  x, labels = jax.jit(
+    jax.vmap(lambda key, mix: sample(key, mix, config.n_eval))
+  )(keys.eval, mixtures)
+  x, labels = np.asarray(x, np.float64), np.asarray(labels)
+  weights = np.asarray(mixtures.weights)
+  with jax.enable_x64(True):
+    mixtures64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), mixtures)
+    angles = np.asarray(_means_fisher_angles(mixtures64))
+    measured = {
+      method: jax.tree.map(
+        np.asarray, _subspace_metrics(jnp.asarray(out["encoder"]), mixtures64)
+      )
+      for method, out in outputs.items()
+    }
+  rows = []
+  for method in config.methods:
+    out, found = outputs[method], measured[method]
+    for p in range(grid.size):
+      row = {"method": method, "seed": int(grid.seed[p])}
+      row["_point"] = int(grid.point[p])
+      row.update({n: float(v[p]) for n, v in grid.swept.items()})
+      diverged = bool(out["diverged"][p])
+      if diverged:
+        row.update(metrics.DIVERGED)
+        scores = metrics.chance_downstream(weights[p])
+      else:
+        row.update({name: float(v[p]) for name, v in found.items()})
+        row["rank"] = int(found["rank"][p])
+        z = metrics.embed(out["encoder"][p], x[p], _cosine(method))
+        scores = metrics.downstream(
+          z[:n_fit],
+          labels[p, :n_fit],
+          z[n_fit:],
+          labels[p, n_fit:],
+          num_components,
+          seed=int(grid.seed[p]),
+        )
+      row.update(scores._asdict())
+      row["diverged"] = diverged
+      if "final_loss" in out:
+        row["final_loss"] = float(out["final_loss"][p])
+      row["means_fisher_angle"] = float(angles[p])
+      rows.append(row)
+  return rows
+
+
+def _cosine(method: str) -> bool:
+  """Whether the method's loss compares embeddings by cosine."""
+  return training.TRAINED_METHODS.get(method, (None, "dot"))[1] == "cosine"
+
+
+def run_grid(config: ml_collections.ConfigDict) -> Outcome:
+  """Trains and scores every method on every point of the config's grid."""
+  grid = build_grid(config)
+  keys = make_keys(config.seed, grid)
+  shapes = list(dict.fromkeys(grid.shapes))
+  rows, timings = [], {}
+  for shape in shapes:
+    index = np.array([i for i, s in enumerate(grid.shapes) if s == shape])
+    group = grid.take(index)
+    group_keys = Keys(*(k[index] for k in keys))
+    label = "" if len(shapes) == 1 else " (d={}, K={}, k={})".format(*shape)
+    mixtures = make_mixtures(config, group_keys, group)
+    outputs, spent = train_methods(config, group_keys, mixtures, group, label)
+    timings.update(spent)
+    rows += evaluate(config, group, group_keys, mixtures, outputs)
+  order = {m: i for i, m in enumerate(config.methods)}
+  rows.sort(key=lambda r: (order[r["method"]], r["_point"]))
+  for row in rows:
+    del row["_point"]
+  return Outcome(rows=rows, swept=list(grid.swept), timings=timings)
