@@ -101,6 +101,175 @@ def claim_c3(rows: Rows, config: ml_collections.ConfigDict) -> dict:
   return _verdict("C3", holds, detail, distance=distance, fisher_ratio=ratio)
 
 
+def _means_by(rows: Rows, column: str, method: str) -> dict[float, dict]:
+  """Per value of `column`, the method's mean distance and fisher_ratio."""
+  mine = select(rows, method=method)
+  values = sorted({float(r[column]) for r in mine})
+  return {
+    v: {
+      "distance": mean(select(mine, **{column: v}), "distance"),
+      "fisher_ratio": mean(select(mine, **{column: v}), "fisher_ratio"),
+    }
+    for v in values
+  }
+
+
+def claim_c1_all(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """C1 at every value of the swept setting (dimension, components)."""
+  t = config.thresholds
+  column = next(iter(config.sweep.keys()))
+  found = _means_by(rows, column, "infonce")
+  met = {
+    v: m["distance"] <= t.distance_max
+    and m["fisher_ratio"] >= t.fisher_ratio_min
+    for v, m in found.items()
+  }
+  parts = [
+    f"{column} {v:g}: {m['distance']:.3f} / {m['fisher_ratio']:.3f}"
+    + ("" if met[v] else " (fails)")
+    for v, m in found.items()
+  ]
+  detail = (
+    f"infonce (cosine) distance / fisher_ratio, needing <= {t.distance_max}"
+    f" and >= {t.fisher_ratio_min} at every {column}: " + "; ".join(parts) + "."
+  )
+  failed = [v for v, ok in met.items() if not ok]
+  return _verdict("C1", not failed, detail, failed_at=failed)
+
+
+def claim_c5(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """C5: with noisy positives InfoNCE matches LDA; p_same = 0 is chance."""
+  t = config.thresholds
+  low = min(float(v) for v in config.sweep.anisotropy)
+  at = select(rows, anisotropy=low)
+  checked = sorted(
+    {float(r["p_same"]) for r in at if r["p_same"] >= t.control_p_same_min},
+    reverse=True,
+  )
+  parts, ok = [], True
+  for p in checked:
+    ours = mean(select(at, method="infonce", p_same=p), "fisher_ratio")
+    lda = mean(select(at, method="lda", p_same=p), "fisher_ratio")
+    ok &= ours >= lda - t.lda_margin
+    parts.append(f"p_same {p:g}: infonce {ours:.3f} vs lda {lda:.3f}")
+  control = []
+  for method in ("infonce", "ntxent", "whitened_pca"):
+    found = select(at, method=method, p_same=0.0)
+    if found:
+      distance = mean(found, "distance")
+      ok &= distance >= t.pca_distance_min
+      control.append(f"{method} {distance:.3f}")
+  findings = []
+  high = max(float(v) for v in config.sweep.anisotropy)
+  for method in ("infonce", "whitened_pca", "lda"):
+    found = _means_by(select(rows, anisotropy=high), "p_same", method)
+    findings.append(
+      f"{method} "
+      + ", ".join(f"{m['fisher_ratio']:.2f}" for m in found.values())
+    )
+  detail = (
+    f"at anisotropy {low:g}, fisher_ratio (needs infonce >= lda - "
+    f"{t.lda_margin}): " + "; ".join(parts) + ". Control at p_same 0, "
+    f"distance (needs >= {t.pca_distance_min}): "
+    + ", ".join(control)
+    + f". Finding at anisotropy {high:g}, fisher_ratio for p_same "
+    + ", ".join(f"{p:g}" for p in sorted({float(r["p_same"]) for r in rows}))
+    + ": "
+    + "; ".join(findings)
+    + "."
+  )
+  return _verdict("C5", ok, detail)
+
+
+def claim_embedding_dim(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """InfoNCE within distance_max of F (or F within it) at every k."""
+  t = config.thresholds
+  mine = select(rows, method="infonce")
+  parts, ok = [], True
+  for k in sorted({int(r["k"]) for r in mine}):
+    at = select(mine, k=float(k))
+    distance, share = mean(at, "distance"), mean(at, "nuisance_share")
+    ok &= distance <= t.distance_max
+    parts.append(f"k {k}: distance {distance:.3f}, nuisance_share {share:.3f}")
+  detail = (
+    f"infonce (cosine), needing distance <= {t.distance_max} at every k "
+    "(inside F for k < K - 1, containing F for k >= K - 1): "
+    + "; ".join(parts)
+    + "."
+  )
+  return _verdict("embedding_dim", ok, detail)
+
+
+def claim_samples(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """Per method, the fewest training pairs reaching fisher_ratio_min."""
+  floor = config.thresholds.fisher_ratio_min
+  reached = {}
+  for method in config.methods:
+    found = _means_by(rows, "n", method)
+    reached[method] = next(
+      (n for n, m in found.items() if m["fisher_ratio"] >= floor), None
+    )
+  parts = [
+    f"{m} {'not within the grid' if n is None else f'n = {n:g}'}"
+    for m, n in reached.items()
+  ]
+  detail = (
+    f"smallest number of training pairs with mean fisher_ratio >= {floor}: "
+    + "; ".join(parts)
+    + "."
+  )
+  holds = reached.get("infonce") is not None
+  return _verdict("samples", holds, detail, reached=reached)
+
+
+def claim_c4(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """C4: CLIP's x encoder finds x's shared F and drops the private s."""
+  t = config.thresholds
+  points = sorted(
+    {(float(r["anisotropy_x"]), float(r["anisotropy_y"])) for r in rows}
+  )
+  parts, ok = [], True
+  for ax, ay in points:
+    at = select(rows, anisotropy_x=ax, anisotropy_y=ay)
+    clip_d = mean(select(at, method="clip"), "distance")
+    clip_s = mean(select(at, method="clip"), "s_accuracy")
+    uni_s = mean(select(at, method="infonce"), "s_accuracy")
+    ok &= clip_d <= t.distance_max and clip_s <= t.s_accuracy_max
+    ok &= uni_s >= t.s_accuracy_min
+    parts.append(
+      f"anisotropy x {ax:g}, y {ay:g}: clip distance {clip_d:.3f}, "
+      f"s_accuracy {clip_s:.3f}; infonce s_accuracy {uni_s:.3f}"
+    )
+  detail = (
+    f"needs clip distance <= {t.distance_max} and s_accuracy <= "
+    f"{t.s_accuracy_max}, unimodal infonce s_accuracy >= {t.s_accuracy_min}"
+    ": " + "; ".join(parts) + "."
+  )
+  return _verdict("C4", ok, detail)
+
+
+def claim_c6(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """C6: on digits, InfoNCE's NMI is within nmi_margin of LDA's."""
+  margin = config.thresholds.nmi_margin
+  parts, holds = [], False
+  for dataset in config.datasets:
+    at = select(rows, dataset=dataset)
+    nmi = {m: mean(select(at, method=m), "nmi") for m in config.methods}
+    if dataset == "digits":
+      holds = nmi["infonce"] >= nmi["lda"] - margin
+    parts.append(
+      f"{dataset}: " + ", ".join(f"{m} {v:.3f}" for m, v in nmi.items())
+    )
+  detail = (
+    f"held-out k-means NMI; needs infonce >= lda - {margin} on digits"
+    + ("" if "digits" in config.datasets else " (not in this run)")
+    + ". "
+    + "; ".join(parts)
+    + "."
+  )
+  return _verdict("C6", holds, detail)
+
+
 def method_means(
   rows: Rows,
   methods: Sequence[str],
@@ -124,8 +293,14 @@ def method_means(
 
 CLAIMS: dict[str, Callable[[Rows, ml_collections.ConfigDict], dict]] = {
   "C1": claim_c1,
+  "C1_all": claim_c1_all,
   "C2": claim_c2,
   "C3": claim_c3,
+  "C4": claim_c4,
+  "C5": claim_c5,
+  "C6": claim_c6,
+  "embedding_dim": claim_embedding_dim,
+  "samples": claim_samples,
 }
 
 

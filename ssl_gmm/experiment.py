@@ -14,10 +14,22 @@ import time
 import ml_collections
 from absl import logging
 
-from ssl_gmm import claims, compilation, plotting, results, synthetic
+from ssl_gmm import (
+  claims,
+  compilation,
+  plotting,
+  real_data,
+  results,
+  samples,
+  synthetic,
+)
 from ssl_gmm.validation import validate
 
-PIPELINES = {"synthetic": synthetic.run_grid}
+PIPELINES = {
+  "synthetic": synthetic.run_grid,
+  "samples": samples.run_grid,
+  "real_data": real_data.run_grid,
+}
 
 
 def _resolved(config: ml_collections.ConfigDict) -> dict:
@@ -48,8 +60,12 @@ def run(config: ml_collections.ConfigDict, out: pathlib.Path) -> dict:
     rows, swept, timings = PIPELINES[config.pipeline](config)
   points = len(rows) // len(config.methods)
   logging.info("%s: %d grid points scored", config.name, points)
-  # The table of the report: every method at the last value of each sweep.
-  at = {name: float(values[-1]) for name, values in config.sweep.items()}
+  # The table of the report: every method at the largest value of each
+  # swept number (the first value of a swept name, such as a data set).
+  at = {}
+  for name in swept:
+    values = [r[name] for r in rows]
+    at[name] = values[0] if isinstance(values[0], str) else max(values)
   summary = {
     "experiment": config.name,
     "profile": config.profile,
@@ -88,23 +104,44 @@ def _publish(config, out, rows, summary, swept) -> None:
     partial / "config.json",
     {"config": _resolved(config), **results.run_metadata()},
   )
-  # The config names the figure's axis; a run whose sweep was changed plots
-  # against its first swept setting instead.
-  x = config.figure.x if config.figure.x in swept else (swept or ["seed"])[0]
-  figure = plotting.sweep_figure(
-    rows,
-    x,
-    config.methods,
-    log_x=config.figure.log_x and x == config.figure.x,
-    title=f"{config.name}: d={config.mixture.dim}, "
-    f"K={config.mixture.num_components}, k={config.k}",
-    thresholds={
-      "distance": config.thresholds.distance_max,
-      "fisher_ratio": config.thresholds.fisher_ratio_min,
-    },
+  results.atomic_write_bytes(
+    partial / f"{config.name}.png", _figure(config, rows, swept)
   )
-  results.atomic_write_bytes(partial / f"{config.name}.png", figure)
   summary = dict(summary, figure=f"{config.name}/{config.name}.png")
   results.write_json(partial / "summary.json", summary)
   results.publish(partial, out / config.name)
   logging.info("%s: wrote %s", config.name, out / config.name)
+
+
+def _figure(config: ml_collections.ConfigDict, rows, swept) -> bytes:
+  """The experiment's PNG: lines over its swept setting, or grouped bars."""
+  title = config.name
+  if config.pipeline in ("synthetic", "samples"):
+    title += (
+      f": d={config.mixture.dim}, K={config.mixture.num_components}, "
+      f"k={config.k if config.k is not None else 'K-1'}"
+    )
+  thresholds = {
+    "distance": config.thresholds.distance_max,
+    "fisher_ratio": config.thresholds.fisher_ratio_min,
+  }
+  if config.figure.kind == "bars":
+    return plotting.bars_figure(
+      rows,
+      swept,
+      config.methods,
+      config.figure.metrics,
+      title=title,
+      thresholds=thresholds,
+    )
+  # A run whose sweep was changed plots against its first swept setting.
+  x = config.figure.x if config.figure.x in swept else (swept or ["seed"])[0]
+  return plotting.sweep_figure(
+    rows,
+    x,
+    config.methods,
+    config.figure.metrics,
+    log_x=config.figure.log_x and x == config.figure.x,
+    title=title,
+    thresholds=thresholds,
+  )

@@ -16,17 +16,37 @@ import numpy as np
 class Mixture(NamedTuple):
   """A K-component Gaussian mixture in R^d with one shared covariance.
 
+  The square root S of Sigma (Sigma = S S^T) is stored as a low-rank update
+  of the identity, S = I + U W^T, so that drawing n samples costs O(n d r)
+  rather than O(n d^2): r is the number of nuisance directions for the
+  default mixture, and d (U = I) for a mixture of arbitrary parameters.
+
   Attributes:
     means: [K, d] component means.
     cov: [d, d] shared within-component covariance Sigma.
-    cov_sqrt: [d, d] a square root S of Sigma (Sigma = S S^T).
+    sqrt_left: [d, r] U.
+    sqrt_right: [d, r] W.
     weights: [K] mixing weights, summing to one.
   """
 
   means: jax.Array
   cov: jax.Array
-  cov_sqrt: jax.Array
+  sqrt_left: jax.Array
+  sqrt_right: jax.Array
   weights: jax.Array
+
+  @property
+  def cov_sqrt(self) -> jax.Array:
+    """[d, d] the square root S = I + U W^T of Sigma."""
+    eye = jnp.eye(self.cov.shape[-1], dtype=self.cov.dtype)
+    return eye + self.sqrt_left @ jnp.swapaxes(self.sqrt_right, -1, -2)
+
+  @classmethod
+  def from_sqrt(cls, means, cov, cov_sqrt, weights) -> "Mixture":
+    """A mixture whose square root S of Sigma is given whole (U = I)."""
+    eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
+    right = jnp.swapaxes(cov_sqrt - eye, -1, -2)
+    return cls(means, cov, jnp.broadcast_to(eye, right.shape), right, weights)
 
 
 def make_mixture(
@@ -70,13 +90,13 @@ def make_mixture(
   means = separation * directions / norms
   gaussian = jax.random.normal(key_nuisance, (dim, n_nuisance), dtype)
   basis = jnp.linalg.qr(gaussian)[0]  # [d, r], orthonormal columns
-  projector = basis @ basis.T
   anisotropy = jnp.asarray(anisotropy, dtype)
-  eye = jnp.eye(dim, dtype=dtype)
-  cov = eye + (anisotropy - 1) * projector
-  cov_sqrt = eye + (jnp.sqrt(anisotropy) - 1) * projector
+  # Parenthesised so that Sigma is exactly symmetric in float32.
+  cov = jnp.eye(dim, dtype=dtype) + (anisotropy - 1) * (basis @ basis.T)
   weights = jnp.full((num_components,), 1 / num_components, dtype)
-  return Mixture(means, cov, cov_sqrt, weights)
+  # S = I + (sqrt(a) - 1) V V^T is the symmetric square root of Sigma.
+  right = (jnp.sqrt(anisotropy) - 1) * basis
+  return Mixture(means, cov, basis, right, weights)
 
 
 def mixture_from_params(
@@ -120,7 +140,9 @@ def mixture_from_params(
       f"{eigenvalues[0]:.3g} (largest {eigenvalues[-1]:.3g})."
     )
   chol = np.linalg.cholesky(cov)
-  return Mixture(*(jnp.asarray(a) for a in (means, cov, chol, weights)))
+  return Mixture.from_sqrt(
+    *(jnp.asarray(a) for a in (means, cov, chol, weights))
+  )
 
 
 def sample(
@@ -181,4 +203,8 @@ def _draw(key, mixture: Mixture, labels: jax.Array, dtype) -> jax.Array:
   dim = mixture.means.shape[-1]
   noise = jax.random.normal(key, (labels.shape[0], dim), dtype)
   means = mixture.means.astype(dtype)[labels]
-  return means + noise @ mixture.cov_sqrt.astype(dtype).T
+  left, right = (
+    mixture.sqrt_left.astype(dtype),
+    mixture.sqrt_right.astype(dtype),
+  )
+  return means + noise + (noise @ right) @ left.T

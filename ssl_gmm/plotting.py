@@ -11,6 +11,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 _LABELS = {
+  "s_accuracy": "held-out accuracy predicting s",
+  "ari": "held-out k-means ARI",
+  "nuisance_share": "nuisance_share of embedding variance",
+  "dim": "input dimension d",
+  "num_components": "number of components K",
+  "k": "embedding dimension k",
+  "n": "training pairs n",
   "distance": "distance to F (sin of largest angle)",
   "fisher_ratio": "fisher_ratio J(A) / J*",
   "accuracy": "held-out nearest-mean accuracy",
@@ -29,6 +36,8 @@ _STYLES = {
   "infonce_dot": dict(color="tab:cyan"),
   "ntxent": dict(color="tab:green"),
   "simsiam": dict(color="tab:purple"),
+  "clip": dict(color="tab:olive"),
+  "clip_y": dict(color="tab:brown"),
 }
 
 
@@ -97,3 +106,83 @@ def _plot_method(ax, rows, x, method, metric):
   style = _STYLES.get(method, {})
   (line,) = ax.plot(values, mean, marker="o", ms=3, label=method, **style)
   ax.fill_between(values, low, high, color=line.get_color(), alpha=0.15)
+
+
+def bars_figure(
+  rows: Sequence[dict],
+  groups: Sequence[str],
+  methods: Sequence[str],
+  metrics: Sequence[str],
+  *,
+  title: str = "",
+  thresholds: dict[str, float] | None = None,
+) -> bytes:
+  """A PNG with one panel per metric: bars per method within each group.
+
+  Args:
+    rows: rows of results.csv.
+    groups: columns whose distinct values make the groups on the x axis
+      (e.g. ["dataset"]).
+    methods: one bar each per group, in this order.
+    metrics: one panel each.
+    title: the figure's title.
+    thresholds: metric -> a value drawn as a dashed horizontal line.
+
+  Returns:
+    The PNG's bytes; bar heights are means over seeds, whiskers the min-max.
+  """
+  thresholds = thresholds or {}
+  keys = list(dict.fromkeys(tuple(r[g] for g in groups) for r in rows))
+  fig, axes = plt.subplots(
+    1,
+    len(metrics),
+    figsize=(max(4.6, 1.2 * len(keys) + 2) * len(metrics) + 1.4, 4.0),
+    squeeze=False,
+    layout="constrained",
+  )
+  width = 0.8 / len(methods)
+  for ax, metric in zip(axes[0], metrics):
+    for i, method in enumerate(methods):
+      heights, low, high = [], [], []
+      for key in keys:
+        ys = [
+          float(r[metric])
+          for r in rows
+          if r["method"] == method and tuple(r[g] for g in groups) == key
+        ]
+        heights.append(np.mean(ys) if ys else np.nan)
+        low.append(heights[-1] - (np.min(ys) if ys else np.nan))
+        high.append((np.max(ys) if ys else np.nan) - heights[-1])
+      color = _STYLES.get(method, {}).get("color")
+      ax.bar(
+        np.arange(len(keys)) + (i - (len(methods) - 1) / 2) * width,
+        heights,
+        width,
+        yerr=[low, high],
+        label=method,
+        color=color,
+        capsize=2,
+      )
+    if metric in thresholds:
+      ax.axhline(thresholds[metric], color="gray", linewidth=0.8, ls="--")
+    ax.set_xticks(np.arange(len(keys)))
+    ax.set_xticklabels(
+      [
+        ", ".join(
+          f"{g}={v:g}" if isinstance(v, float) else str(v)
+          for g, v in zip(groups, key)
+        )
+        for key in keys
+      ],
+      fontsize=8,
+    )
+    ax.set_ylabel(_LABELS.get(metric, metric))
+    ax.set_ylim(0, 1.03)
+    ax.grid(alpha=0.3, axis="y")
+  fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right")
+  if title:
+    fig.suptitle(title)
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=110)
+  plt.close(fig)
+  return buffer.getvalue()

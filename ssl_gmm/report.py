@@ -36,7 +36,10 @@ def claims_table(summaries: list[dict], link_prefix: str = "") -> str:
 
 def _method_table(table: dict) -> str:
   """Mean (standard deviation) over seeds of every method at one point."""
-  where = ", ".join(f"{k} = {v:g}" for k, v in table["at"].items())
+  where = ", ".join(
+    f"{k} = {v}" if isinstance(v, str) else f"{k} = {v:g}"
+    for k, v in table["at"].items()
+  )
   columns = ("distance", "fisher_ratio", "accuracy", "nmi")
   lines = [
     f"\nEvery method at {where or 'the fixed settings'}:\n",

@@ -11,7 +11,7 @@ from ssl_gmm.train import TRAINED_METHODS
 
 KNOWN_METHODS = tuple(TRAINED_METHODS) + BASELINE_METHODS
 OPTIMIZERS = ("adam",)
-PIPELINES = ("synthetic",)
+PIPELINES = ("synthetic", "samples", "multimodal", "real_data")
 # Settings that a sweep may vary: as traced arrays, or shape by shape.
 TRACED_SETTINGS = ("anisotropy", "p_same", "temperature", "learning_rate")
 SHAPE_SETTINGS = ("dim", "num_components", "k")
@@ -79,6 +79,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
       claim in CLAIMS, "claim", claim, f"expected one of {tuple(CLAIMS)}"
     )
   _check_sweep(config)
+  if config.pipeline == "real_data":
+    from ssl_gmm import real_data  # Imported here: it imports this module.
+
+    real_data.validate(config)
 
 
 def _check_sweep(config: ml_collections.ConfigDict) -> None:
@@ -88,15 +92,22 @@ def _check_sweep(config: ml_collections.ConfigDict) -> None:
     "num_components": [config.mixture.num_components],
     "k": [config.k],
   }
+  known = TRACED_SETTINGS + SHAPE_SETTINGS
+  if config.pipeline == "samples":
+    known = (*TRACED_SETTINGS, "n")
   for name, values in config.sweep.items():
-    known = TRACED_SETTINGS + SHAPE_SETTINGS
     _require(name in known, "sweep", name, f"sweepable: {known}")
     _require(len(values) >= 1, name, values, "a sweep needs values")
     if name in SHAPE_SETTINGS:
       shapes[name] = list(values)
-      continue
-    for value in values:
-      check_traced(name, value)
+    elif name == "n":
+      for value in values:
+        _require(
+          isinstance(value, int) and value >= 2, "n", value, "an int >= 2"
+        )
+    else:
+      for value in values:
+        check_traced(name, value)
   for dim, num_components, k in itertools.product(*shapes.values()):
     check_shape(dim, num_components, num_components - 1 if k is None else k)
     n_nuisance = config.mixture.n_nuisance

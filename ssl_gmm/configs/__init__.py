@@ -6,7 +6,15 @@ import ml_collections
 
 from ssl_gmm.configs.common import PROFILES
 
-EXPERIMENTS = ("anisotropy",)
+EXPERIMENTS = (
+  "anisotropy",
+  "dimension",
+  "components",
+  "noisy_positives",
+  "embedding_dim",
+  "samples",
+  "real_data",
+)
 
 
 def get_config(name: str, profile: str = "quick") -> ml_collections.ConfigDict:

@@ -76,6 +76,8 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   config.claims = ()
 
   config.figure = ml_collections.ConfigDict()
+  config.figure.kind = "sweep"  # "sweep": lines over x; "bars": per group.
   config.figure.x = ""
   config.figure.log_x = False
+  config.figure.metrics = ("distance", "fisher_ratio")
   return config
