@@ -17,6 +17,7 @@ from absl import logging
 from ssl_gmm import (
   claims,
   compilation,
+  multimodal,
   plotting,
   real_data,
   results,
@@ -29,6 +30,7 @@ PIPELINES = {
   "synthetic": synthetic.run_grid,
   "samples": samples.run_grid,
   "real_data": real_data.run_grid,
+  "multimodal": multimodal.run_grid,
 }
 
 
@@ -136,11 +138,13 @@ def _figure(config: ml_collections.ConfigDict, rows, swept) -> bytes:
     )
   # A run whose sweep was changed plots against its first swept setting.
   x = config.figure.x if config.figure.x in swept else (swept or ["seed"])[0]
+  others = [name for name in swept if name != x]
   return plotting.sweep_figure(
     rows,
     x,
     config.methods,
     config.figure.metrics,
+    facet=others[0] if others else None,
     log_x=config.figure.log_x and x == config.figure.x,
     title=title,
     thresholds=thresholds,

@@ -47,6 +47,7 @@ def sweep_figure(
   methods: Sequence[str],
   metrics: Sequence[str] = ("distance", "fisher_ratio"),
   *,
+  facet: str | None = None,
   log_x: bool = False,
   title: str = "",
   thresholds: dict[str, float] | None = None,
@@ -58,6 +59,8 @@ def sweep_figure(
     x: the swept column on the horizontal axis.
     methods: one line each, in this order.
     metrics: one panel each.
+    facet: another swept column; each of its values gets a row of panels,
+      so lines never average over it.
     log_x: logarithmic horizontal axis (for values spanning decades).
     title: the figure's title.
     thresholds: metric -> a value drawn as a dashed horizontal line.
@@ -66,24 +69,29 @@ def sweep_figure(
     The PNG's bytes.
   """
   thresholds = thresholds or {}
+  facets = sorted({r[facet] for r in rows}) if facet else [None]
   fig, axes = plt.subplots(
-    1,
+    len(facets),
     len(metrics),
-    figsize=(4.6 * len(metrics) + 1.4, 4.0),
+    figsize=(4.6 * len(metrics) + 1.4, 3.6 * len(facets) + 0.4),
     squeeze=False,
     layout="constrained",
   )
-  for ax, metric in zip(axes[0], metrics):
-    for method in methods:
-      _plot_method(ax, rows, x, method, metric)
-    if metric in thresholds:
-      ax.axhline(thresholds[metric], color="gray", linewidth=0.8, ls="--")
-    if log_x:
-      ax.set_xscale("log")
-    ax.set_xlabel(_LABELS.get(x, x))
-    ax.set_ylabel(_LABELS.get(metric, metric))
-    ax.set_ylim(-0.03, 1.03)
-    ax.grid(alpha=0.3)
+  for panels, value in zip(axes, facets):
+    mine = rows if facet is None else [r for r in rows if r[facet] == value]
+    for ax, metric in zip(panels, metrics):
+      for method in methods:
+        _plot_method(ax, mine, x, method, metric)
+      if metric in thresholds:
+        ax.axhline(thresholds[metric], color="gray", linewidth=0.8, ls="--")
+      if log_x:
+        ax.set_xscale("log")
+      ax.set_xlabel(_LABELS.get(x, x))
+      ax.set_ylabel(_LABELS.get(metric, metric))
+      if facet is not None:
+        ax.set_title(f"{facet} = {value:g}", fontsize=10)
+      ax.set_ylim(-0.03, 1.03)
+      ax.grid(alpha=0.3)
   fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right")
   if title:
     fig.suptitle(title)

@@ -519,11 +519,11 @@ def evaluate(
 ) -> list[dict]:
   """One row per method and point of one data set with every metric."""
   with jax.enable_x64(True):
-    angles = np.asarray(synthetic._means_fisher_angles(data.mixtures))
+    angles = np.asarray(synthetic.means_fisher_angles(data.mixtures))
     measured = {
       method: jax.tree.map(
         np.asarray,
-        synthetic._subspace_metrics(jnp.asarray(out["encoder"]), data.mixtures),
+        synthetic.subspace_metrics(jnp.asarray(out["encoder"]), data.mixtures),
       )
       for method, out in outputs.items()
     }
@@ -553,7 +553,7 @@ def _downstream(
   """Held-out scores of a [k, D] encoder, class means from training rows."""
   split = data.splits[seed]
   encoder = encoder[:, : split.x_train.shape[1]]
-  cosine = synthetic._cosine(method)
+  cosine = synthetic.is_cosine(method)
   return metrics.downstream(
     embed_fit=metrics.embed(encoder, split.x_train, cosine),
     labels_fit=split.y_train,
@@ -591,7 +591,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   Raises:
     ValueError: naming the first invalid setting and its value.
   """
-  require = validation._require
+  require = validation.require
   require(len(config.datasets) >= 1, "datasets", config.datasets, "need one")
   for name in config.datasets:
     require(
@@ -599,7 +599,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
   fraction = config.test_fraction
   require(
-    validation._finite(fraction) and 0 < fraction < 1,
+    validation.is_finite(fraction) and 0 < fraction < 1,
     "test_fraction",
     fraction,
     "must lie in (0, 1)",

@@ -219,7 +219,7 @@ def train_methods(
 
 
 @jax.jit
-def _subspace_metrics(encoders: jax.Array, mixtures: Mixture) -> dict:
+def subspace_metrics(encoders: jax.Array, mixtures: Mixture) -> dict:
   """distance, fisher_ratio, nuisance_share, rank of [P, k, d] encoders."""
 
   def one(encoder, mixture):
@@ -239,7 +239,7 @@ def _subspace_metrics(encoders: jax.Array, mixtures: Mixture) -> dict:
 
 
 @jax.jit
-def _means_fisher_angles(mixtures: Mixture) -> jax.Array:
+def means_fisher_angles(mixtures: Mixture) -> jax.Array:
   """[P] angle in degrees between span{centred means} and F."""
 
   def one(mixture):
@@ -271,10 +271,10 @@ def evaluate(
   weights = np.asarray(mixtures.weights)
   with jax.enable_x64(True):
     mixtures64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), mixtures)
-    angles = np.asarray(_means_fisher_angles(mixtures64))
+    angles = np.asarray(means_fisher_angles(mixtures64))
     measured = {
       method: jax.tree.map(
-        np.asarray, _subspace_metrics(jnp.asarray(out["encoder"]), mixtures64)
+        np.asarray, subspace_metrics(jnp.asarray(out["encoder"]), mixtures64)
       )
       for method, out in outputs.items()
     }
@@ -292,7 +292,7 @@ def evaluate(
       else:
         row.update({name: float(v[p]) for name, v in found.items()})
         row["rank"] = int(found["rank"][p])
-        z = metrics.embed(out["encoder"][p], x[p], _cosine(method))
+        z = metrics.embed(out["encoder"][p], x[p], is_cosine(method))
         scores = metrics.downstream(
           z[:n_fit],
           labels[p, :n_fit],
@@ -310,7 +310,7 @@ def evaluate(
   return rows
 
 
-def _cosine(method: str) -> bool:
+def is_cosine(method: str) -> bool:
   """Whether the method's loss compares embeddings by cosine."""
   return training.TRAINED_METHODS.get(method, (None, "dot"))[1] == "cosine"
 

@@ -17,29 +17,29 @@ TRACED_SETTINGS = ("anisotropy", "p_same", "temperature", "learning_rate")
 SHAPE_SETTINGS = ("dim", "num_components", "k")
 
 
-def _require(ok: bool, name: str, value, rule: str) -> None:
+def require(ok: bool, name: str, value, rule: str) -> None:
   if not ok:
     raise ValueError(f"{name}={value!r} is invalid: {rule}.")
 
 
-def _finite(value) -> bool:
+def is_finite(value) -> bool:
   return isinstance(value, int | float) and math.isfinite(value)
 
 
 def check_traced(name: str, value) -> None:
   """Checks one value of a setting that may be swept."""
-  _require(_finite(value), name, value, "must be a finite number")
+  require(is_finite(value), name, value, "must be a finite number")
   if name == "p_same":
-    _require(0 <= value <= 1, name, value, "must lie in [0, 1]")
+    require(0 <= value <= 1, name, value, "must lie in [0, 1]")
   else:
-    _require(value > 0, name, value, "must be > 0")
+    require(value > 0, name, value, "must be > 0")
 
 
 def check_shape(dim: int, num_components: int, k: int) -> None:
   """Checks d, K and k of one mixture and encoder."""
-  _require(num_components >= 2, "num_components", num_components, "K >= 2")
-  _require(dim >= num_components, "dim", dim, f"d >= K (K = {num_components})")
-  _require(1 <= k <= dim, "k", k, f"1 <= k <= d (d = {dim})")
+  require(num_components >= 2, "num_components", num_components, "K >= 2")
+  require(dim >= num_components, "dim", dim, f"d >= K (K = {num_components})")
+  require(1 <= k <= dim, "k", k, f"1 <= k <= d (d = {dim})")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -48,12 +48,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   Raises:
     ValueError: naming the first invalid setting and its value.
   """
-  _require(
+  require(
     config.pipeline in PIPELINES, "pipeline", config.pipeline, f"{PIPELINES}"
   )
-  _require(config.seeds >= 1, "seeds", config.seeds, "must be >= 1")
+  require(config.seeds >= 1, "seeds", config.seeds, "must be >= 1")
   mixture = config.mixture
-  _require(
+  require(
     mixture.separation > 0, "separation", mixture.separation, "must be > 0"
   )
   check_traced("anisotropy", mixture.anisotropy)
@@ -61,26 +61,31 @@ def validate(config: ml_collections.ConfigDict) -> None:
   check_traced("temperature", config.train.temperature)
   check_traced("learning_rate", config.train.learning_rate)
   train = config.train
-  _require(
+  require(
     train.optimizer in OPTIMIZERS, "optimizer", train.optimizer, f"{OPTIMIZERS}"
   )
-  _require(train.steps >= 1, "steps", train.steps, "must be >= 1")
-  _require(train.batch >= 2, "batch", train.batch, "must be >= 2")
-  _require(config.n_eval >= 4, "n_eval", config.n_eval, "must be >= 4")
+  require(train.steps >= 1, "steps", train.steps, "must be >= 1")
+  require(train.batch >= 2, "batch", train.batch, "must be >= 2")
+  require(config.n_eval >= 4, "n_eval", config.n_eval, "must be >= 4")
+  for claim in config.claims:
+    require(claim in CLAIMS, "claim", claim, f"expected one of {tuple(CLAIMS)}")
+  # The two pipelines of their own check their own settings and sweeps;
+  # they import this module, so they are imported here, not at the top.
+  if config.pipeline == "multimodal":
+    from ssl_gmm import multimodal
+
+    multimodal.validate(config)
+    return
   for method in config.methods:
-    _require(
+    require(
       method in KNOWN_METHODS,
       "method",
       method,
       f"expected one of {KNOWN_METHODS}",
     )
-  for claim in config.claims:
-    _require(
-      claim in CLAIMS, "claim", claim, f"expected one of {tuple(CLAIMS)}"
-    )
   _check_sweep(config)
   if config.pipeline == "real_data":
-    from ssl_gmm import real_data  # Imported here: it imports this module.
+    from ssl_gmm import real_data
 
     real_data.validate(config)
 
@@ -96,13 +101,13 @@ def _check_sweep(config: ml_collections.ConfigDict) -> None:
   if config.pipeline == "samples":
     known = (*TRACED_SETTINGS, "n")
   for name, values in config.sweep.items():
-    _require(name in known, "sweep", name, f"sweepable: {known}")
-    _require(len(values) >= 1, name, values, "a sweep needs values")
+    require(name in known, "sweep", name, f"sweepable: {known}")
+    require(len(values) >= 1, name, values, "a sweep needs values")
     if name in SHAPE_SETTINGS:
       shapes[name] = list(values)
     elif name == "n":
       for value in values:
-        _require(
+        require(
           isinstance(value, int) and value >= 2, "n", value, "an int >= 2"
         )
     else:
@@ -112,7 +117,7 @@ def _check_sweep(config: ml_collections.ConfigDict) -> None:
     check_shape(dim, num_components, num_components - 1 if k is None else k)
     n_nuisance = config.mixture.n_nuisance
     if n_nuisance is not None:
-      _require(
+      require(
         0 <= n_nuisance <= dim,
         "n_nuisance",
         n_nuisance,

@@ -12,6 +12,7 @@ EXPERIMENTS = (
   "components",
   "noisy_positives",
   "embedding_dim",
+  "multimodal",
   "samples",
   "real_data",
 )
