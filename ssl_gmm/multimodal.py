@@ -1,6 +1,6 @@
 """Two modalities that share a component, and what CLIP learns from them.
 
-The model (DESIGN.md, "Two modalities"): a shared component c ~ weights and
+The model: a shared component c ~ weights and
 a private sign s, +1 or -1 with probability 1/2 each, independent of c.
 Modality x ~ N(mu_c + s u, Sigma_x) in R^d1 sees both; modality y ~
 N(nu_c, Sigma_y) in R^d2 sees only c; x and y are independent given (c, s).

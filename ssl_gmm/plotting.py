@@ -92,13 +92,7 @@ def sweep_figure(
         ax.set_title(f"{facet} = {value:g}", fontsize=10)
       ax.set_ylim(-0.03, 1.03)
       ax.grid(alpha=0.3)
-  fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right")
-  if title:
-    fig.suptitle(title)
-  buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=110)
-  plt.close(fig)
-  return buffer.getvalue()
+  return _finish(fig, axes, title)
 
 
 def _plot_method(ax, rows, x, method, metric):
@@ -187,6 +181,11 @@ def bars_figure(
     ax.set_ylabel(_LABELS.get(metric, metric))
     ax.set_ylim(0, 1.03)
     ax.grid(alpha=0.3, axis="y")
+  return _finish(fig, axes, title)
+
+
+def _finish(fig, axes, title: str) -> bytes:
+  """Adds the legend and title, renders the PNG, and closes the figure."""
   fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right")
   if title:
     fig.suptitle(title)

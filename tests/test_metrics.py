@@ -27,7 +27,7 @@ R = NUM_COMPONENTS - 1  # dimension of the Fisher subspace F
 @pytest.fixture(autouse=True)
 def _x64():
   """Runs every test in 64-bit mode, without which float64 is float32."""
-  with jax.enable_x64(True):  # PITFALL 13
+  with jax.enable_x64(True):  # Silent float32
     yield
 
 
@@ -123,7 +123,7 @@ def test_distance_is_one_for_a_row_space_orthogonal_to_f(problem, k):
 
 
 def test_rank_deficient_encoder_scores_one(problem):
-  """PITFALL 12: two identical rows in F, k = K - 1 = 3, rank 2."""
+  """Rank-deficient encoder: two identical rows in F, k = K - 1 = 3, rank 2."""
   f = problem["basis"].T
   encoder = np.stack([f[0], f[0], f[1]])
   # scipy.linalg.subspace_angles silently drops the missing direction: it

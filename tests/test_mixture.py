@@ -1,6 +1,6 @@
 """Tests of ssl_gmm.mixture: the mixture's geometry and its pair sampler.
 
-Reference values are closed forms of the model in DESIGN.md section 2
+Reference values are closed forms of the model in ssl_gmm/mixture.py
 (means of norm `separation`, Sigma = I + (anisotropy - 1) P for a rank-r
 projector P, P(c' = c) = p_same + (1 - p_same) sum_i pi_i^2), computed in
 float64 NumPy; statistical checks use tolerances of five standard errors.
@@ -141,7 +141,7 @@ def test_anisotropy_only_scales():
   key = jax.random.key(2)
   low = make_mixture(key, GEOM_DIM, GEOM_K, 10.0)
   high = make_mixture(key, GEOM_DIM, GEOM_K, 1000.0)
-  # The key alone fixes the means (make_mixture's docstring; DESIGN.md 2:
+  # The key alone fixes the means (make_mixture's docstring; the model:
   # every swept value uses the same mixture).
   np.testing.assert_array_equal(np.asarray(low.means), np.asarray(high.means))
   # Same nuisance directions: the projector (Sigma - I) / (a - 1) agrees.
@@ -168,7 +168,7 @@ def test_nuisance_in_general_position(seed):
   # span): for random 4-planes in R^16 the largest angle is typically 75-85
   # degrees; 0 would mean the nuisance span lies inside the means' span.
   assert angles.max() > 30.0
-  # Overlaps span{means} (DESIGN.md 2): a smallest angle of 90 degrees would
+  # Overlaps span{means} (the model): a smallest angle of 90 degrees would
   # make F equal to span{means}; typical values are 40-65 degrees.
   assert angles.min() < 80.0
   # Not aligned with coordinate axes: e_j inside the nuisance span would give
@@ -210,7 +210,7 @@ def test_from_params_rejects_non_positive_definite(cov):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_from_params_rejects_duplicated_feature(seed):
-  # A sample covariance with a duplicated feature (PITFALL 10) is singular:
+  # A sample covariance with a duplicated feature is singular:
   # in floating point its smallest eigenvalue is ~1e-16 of its largest, of
   # either sign depending on rounding, so it must be refused whatever that
   # sign (for some seeds it is positive and Cholesky succeeds).
@@ -267,7 +267,7 @@ def test_from_params_accepts_valid_and_uses_cholesky():
 
 @pytest.mark.parametrize("p_same", [1.0, 0.5, 0.0])
 def test_pairs_are_not_copies(p_same):
-  # PITFALL 6: x and x' drawn with one key would be equal.
+  # Key reuse: x and x' drawn with one key would be equal.
   x, x_pos, _, _ = _pairs(False, p_same, 1)
   gaps = np.linalg.norm(_f64(x) - _f64(x_pos), axis=1)
   # x - x' ~ N(mu_c - mu_c', 2 Sigma) with Sigma >= 0.5 I: its norm is
@@ -302,7 +302,7 @@ def test_p_same_zero_is_independent():
 @pytest.mark.parametrize("p_same", [0.0, 0.25, 0.5, 0.75, 1.0])
 def test_p_same_rate_with_unequal_weights(p_same):
   _, _, labels, labels_pos = _pairs(False, p_same, 4)
-  # Closed form (DESIGN.md 2): c' = c with probability p_same, else a fresh
+  # Closed form (the model): c' = c with probability p_same, else a fresh
   # draw from pi, which is c again with probability sum_i pi_i^2.
   expected = p_same + (1 - p_same) * np.sum(STATS_WEIGHTS**2)
   stderr = np.sqrt(expected * (1 - expected) / N_STATS)
@@ -360,7 +360,7 @@ def test_within_pair_covariance_is_sigma():
   x, x_pos, _, _ = _pairs(False, 1.0, 8)
   diff = _f64(x) - _f64(x_pos)
   # Closed form: with p_same = 1, x - x' ~ N(0, 2 Sigma), so
-  # E[(x - x')(x - x')^T] / 2 = Sigma (whitened_pca's estimate, DESIGN.md 2).
+  # E[(x - x')(x - x')^T] / 2 = Sigma (whitened_pca's estimate, the model).
   _assert_mean_of_rows(0.5 * _outer_rows(diff, diff), cov.ravel())
 
 

@@ -121,7 +121,7 @@ def test_x_pairs_share_c_and_s_and_their_anchors_are_clips_x():
   np.testing.assert_array_equal(x, x_clip)
   np.testing.assert_array_equal(c, c_clip)
   np.testing.assert_array_equal(s, s_clip)
-  # PITFALL 6: the positive is an independent draw, never the anchor.
+  # Key reuse: the positive is an independent draw, never the anchor.
   assert np.all(np.any(np.asarray(x) != np.asarray(x_pos), axis=1))
 
 
@@ -227,7 +227,7 @@ def test_run_grid_rows_carry_every_contracted_column(pipeline):
 
 
 def test_one_compilation_per_grid_program_for_a_sweep(pipeline):
-  # PITFALL 8: the two anisotropies are traced values of one program.
+  # Recompilation: the two anisotropies are traced values of one program.
   _, _, compiled = pipeline
   for name in ("train_clip_grid", "train_grid", "x_baseline_grid"):
     assert compiled[f"jit({name})"] == 1

@@ -1,7 +1,7 @@
 """Tests of the Fisher subspace, its solver and the spectral baselines.
 
 Reference values come from float64 NumPy/SciPy and scikit-learn; subspaces
-are compared by principal angles, never by coefficients (PITFALL 11). The
+are compared by principal angles, never by coefficients. The
 package's functions are wrapped in jax.jit only to compile once per test.
 """
 
@@ -23,7 +23,7 @@ _make_mixture = jax.jit(
 @pytest.fixture(autouse=True)
 def _x64():
   """Runs every test in 64-bit mode, without which float64 is float32."""
-  with jax.enable_x64(True):  # PITFALL 13
+  with jax.enable_x64(True):  # Silent float32
     yield
 
 
@@ -174,7 +174,7 @@ def test_fisher_subspace_matches_sklearn_lda_on_samples():
 
 
 def test_fisher_subspace_float64_at_condition_1e6():
-  """PITFALL 9: at condition number 1e6 the Fisher subspace needs float64."""
+  """At condition number 1e6 the Fisher subspace needs float64."""
   mix = _make_mixture(jax.random.key(3), 32, 4, 1e6, dtype=jnp.float64)
   means, cov, weights = _params(mix)
   assert np.linalg.cond(cov) == pytest.approx(1e6, rel=1e-6)
@@ -356,7 +356,7 @@ def _singular_samples(labelled, kind):
   [("duplicated", "duplicated"), ("wide", "fewer samples than dimensions")],
 )
 def test_fit_lda_singular_within_covariance_raises(labelled, kind, cause):
-  """PITFALL 10: a duplicated feature, or d > n, makes Sigma_W singular."""
+  """A duplicated feature, or d > n, makes Sigma_W singular."""
   x, labels = _singular_samples(labelled, kind)
   with pytest.raises(ValueError, match="singular") as error:
     baselines.fit_lda(x, labels, num_components=3, k=2)

@@ -25,7 +25,7 @@ def _hyper(n, learning_rate=1e-2, temperature=0.5, p_same=1.0):
 
 @pytest.mark.parametrize("method", sorted(train.TRAINED_METHODS))
 def test_one_compilation_for_a_sweep_of_traced_values(method):
-  # PITFALL 8: swept values are traced arrays, so new values of anisotropy,
+  # Recompilation: swept values are traced arrays, so new values of anisotropy,
   # temperature, learning rate and p_same reuse the compiled program.
   keys, mixtures = _grid([1.0, 10.0, 100.0])
   static = dict(method=method, k=2, steps=3, batch=8)

@@ -1,10 +1,10 @@
 """Multimodal: does CLIP keep what both modalities share and drop the rest?
 
 A shared component c (K = 4) seen by x in R^32 and y in R^24, and a private
-sign s that only x sees, along a direction u of norm 4 (DESIGN.md, "Two
-modalities"). Sweeps the nuisance variance of each modality over {10, 100}
-and compares CLIP's encoders (k = 3) with unimodal InfoNCE on x, whose
-positives share both c and s, and with LDA of x on c. Claim C4.
+sign s that only x sees, along a direction u of norm 4 (the model of
+ssl_gmm/multimodal.py). Sweeps the nuisance variance of each modality over
+{10, 100} and compares CLIP's encoders (k = 3) with unimodal InfoNCE on x,
+whose positives share both c and s, and with LDA of x on c. Claim C4.
 
 Run:
   python scripts/reproduce.py --experiments=multimodal
