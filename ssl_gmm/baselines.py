@@ -26,7 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ssl_gmm import subspace
+from ssl_gmm import programs, subspace
 from ssl_gmm.mixture import Mixture, sample_pairs
 
 BASELINE_METHODS = ("pca", "whitened_pca", "lda", "oracle")
@@ -167,9 +167,11 @@ def baseline_grid(
 ) -> dict[str, jax.Array]:
   """Every baseline's [grid, k, d] encoder over a stacked grid (float64)."""
 
-  def one(data_key, mixture, p):
+  accumulate = functools.partial(accumulate_moments, steps=steps, batch=batch)
+  moments = jax.vmap(accumulate)(data_keys, mixtures, p_same)
+
+  def fit(moments, mixture):
     mixture64 = jax.tree.map(lambda a: a.astype(jnp.float64), mixture)
-    moments = accumulate_moments(data_key, mixture, p, steps=steps, batch=batch)
     return {
       "pca": pca_encoder(moments, k),
       "whitened_pca": whitened_pca_encoder(moments, k),
@@ -177,7 +179,7 @@ def baseline_grid(
       "oracle": oracle_encoder(mixture64, k),
     }
 
-  return jax.vmap(one)(data_keys, mixtures, p_same)
+  return programs.map_points(fit, moments, mixtures)
 
 
 def moments_from_samples(

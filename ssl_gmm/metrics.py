@@ -2,7 +2,7 @@
 
 Shapes: `k` embedding dimension, `d` input dimension, `r` = K - 1 the
 dimension of the Fisher subspace F. The subspace metrics are pure jnp, meant
-for float64 under `jax.enable_x64(True)` and for `vmap` over a grid; the
+for float64 under `jax.enable_x64(True)` and for a map over a grid; the
 downstream metrics run k-means from scikit-learn on the host.
 
 Every metric depends on an encoder A through its numerical rank: singular

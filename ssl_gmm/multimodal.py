@@ -369,15 +369,17 @@ def x_baseline_grid(
   holding them in memory at once; the oracle is x's shared Fisher subspace.
   """
 
-  def one(data_key, mixture):
+  accumulate = functools.partial(lda_moments, steps=steps, batch=batch)
+  moments = jax.vmap(accumulate)(data_keys, mixtures)
+
+  def fit(moments, mixture):
     mixture64 = jax.tree.map(lambda a: a.astype(jnp.float64), mixture)
-    moments = lda_moments(data_key, mixture, steps=steps, batch=batch)
     return {
       "lda": baselines.lda_encoder(moments, k),
       "oracle": baselines.oracle_encoder(x_view(mixture64), k),
     }
 
-  return jax.vmap(one)(data_keys, mixtures)
+  return programs.map_points(fit, moments, mixtures)
 
 
 def s_accuracy(
@@ -411,7 +413,7 @@ def _stacked_mixtures(keys, anisotropy_x, anisotropy_y, *, shape, settings):
   def one(key, a_x, a_y):
     return make_two_modal(key, *shape, a_x, a_y, **dict(settings))
 
-  return jax.vmap(one)(keys, anisotropy_x, anisotropy_y)
+  return programs.map_points(one, keys, anisotropy_x, anisotropy_y)
 
 
 def make_mixtures(
@@ -487,7 +489,7 @@ def train_methods(
   return {m: outputs[m] for m in config.methods}, timings
 
 
-_x_views = jax.jit(jax.vmap(x_view))
+_x_views = jax.jit(functools.partial(programs.map_points, x_view))
 
 
 def _modality_metrics(outputs: dict, mixtures: TwoModalMixture) -> dict:

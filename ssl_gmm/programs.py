@@ -43,3 +43,15 @@ def compile_and_run(fn, args: tuple, static: dict, name: str, steps: int):
     rate,
   )
   return out, {"compile_s": compile_s, "run_s": run_s, "steps_per_s": rate}
+
+
+def map_points(fn, *args):
+  """Applies fn to each point of the leading axis of args, one at a time.
+
+  Use it instead of `jax.vmap` around linear algebra (eigh, cholesky, svd,
+  qr): vmap turns those into batched LAPACK calls, which jaxlib spreads over
+  XLA's CPU thread pool, and that pool can deadlock when it is already busy
+  (seen here on two cores with a batch of three 128 x 128 problems). A
+  sequential `lax.map` makes one unbatched call per point.
+  """
+  return jax.lax.map(lambda point: fn(*point), args)

@@ -15,6 +15,7 @@ here. Metrics against the analytic Fisher subspace are computed in float64.
 """
 
 import dataclasses
+import functools
 import itertools
 from typing import NamedTuple
 
@@ -159,7 +160,7 @@ def make_mixtures(
       n_nuisance=m.n_nuisance,
     )
 
-  return jax.jit(jax.vmap(one))(
+  return jax.jit(functools.partial(programs.map_points, one))(
     keys.mixture, jnp.asarray(grid.settings["anisotropy"])
   )
 
@@ -235,7 +236,7 @@ def subspace_metrics(encoders: jax.Array, mixtures: Mixture) -> dict:
       "rank": metrics.rank(encoder),
     }
 
-  return jax.vmap(one)(encoders, mixtures)
+  return programs.map_points(one, encoders, mixtures)
 
 
 @jax.jit
@@ -251,7 +252,7 @@ def means_fisher_angles(mixtures: Mixture) -> jax.Array:
     means_basis = jnp.linalg.svd(centred, full_matrices=False)[2][:rank].T
     return metrics.subspace_angle(means_basis, basis)
 
-  return jax.vmap(one)(mixtures)
+  return programs.map_points(one, mixtures)
 
 
 def evaluate(

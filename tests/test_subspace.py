@@ -12,7 +12,7 @@ import pytest
 import scipy.linalg
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from ssl_gmm import baselines, mixture, subspace
+from ssl_gmm import baselines, mixture, programs, subspace
 
 _fisher_subspace = jax.jit(subspace.fisher_subspace)
 _make_mixture = jax.jit(
@@ -217,9 +217,8 @@ def grid():
   data_keys = jnp.stack(
     [jax.random.fold_in(jax.random.key(8), i) for i in (0, 1)]
   )
-  make = jax.jit(
-    jax.vmap(lambda key, a: mixture.make_mixture(key, dim, num_components, a))
-  )
+  build = lambda key, a: mixture.make_mixture(key, dim, num_components, a)  # noqa: E731
+  make = jax.jit(lambda *args: programs.map_points(build, *args))
   with jax.enable_x64(True):
     mixtures = make(keys, jnp.full((2,), 100.0, jnp.float32))
     encoders = baselines.baseline_grid(

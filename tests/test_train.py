@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssl_gmm import compilation, metrics, subspace, train
+from ssl_gmm import compilation, metrics, programs, subspace, train
 from ssl_gmm.mixture import make_mixture
 
 
@@ -13,7 +13,9 @@ def _grid(anisotropy, dim=8, num_components=3, seed=0):
   anisotropy = jnp.asarray(anisotropy, jnp.float32)
   keys = jax.random.split(jax.random.PRNGKey(seed), anisotropy.shape[0])
   build = lambda k, a: make_mixture(k, dim, num_components, a)  # noqa: E731
-  mixtures = jax.jit(jax.vmap(build))(keys, anisotropy)
+  mixtures = jax.jit(lambda *a: programs.map_points(build, *a))(
+    keys, anisotropy
+  )
   return keys, mixtures
 
 
