@@ -9,10 +9,13 @@ float64, then solves an eigenproblem:
 - `pca`: unlabelled anchors; the top k principal directions.
 - `whitened_pca`: unlabelled pairs; Sigma is estimated without labels as
   Cov(x - x') / 2, and the top k generalised eigenvectors of the total
-  covariance against it are kept. With p_same < 1 the pair difference also
-  carries between-class spread, (1 - p) 2 S_B in expectation for uniform
-  weights, so the estimate absorbs part of S_B and the directions it
-  whitens away are partly the informative ones.
+  covariance against it are kept. With p_same = p < 1 a positive is, with
+  probability 1 - p, an independent draw, so the estimate is Sigma +
+  (1 - p) S_B in expectation. The total covariance is Sigma + S_B: in
+  Sigma's whitened basis both share S_B's eigenvectors, with generalised
+  eigenvalues (1 + l) / (1 + (1 - p) l) in the same order as S_B's l for
+  every p > 0. So the estimate still recovers F under noisy positives; only
+  p = 0 leaves nothing to find.
 - `oracle`: the analytic Fisher subspace of the true parameters.
 
 Call these under `jax.enable_x64(True)`: the samplers still draw float32

@@ -21,6 +21,7 @@ def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   config.mixture.dim = 64
   config.mixture.anisotropy = 100.0
   config.k = None  # K - 1 at every K.
+  config.methods = common.quick_methods(profile, ("infonce", "simsiam"))
   config.claims = ("C1_all",)
   sweeps = {"quick": (2, 4, 8, 16), "full": (2, 4, 8, 16, 32), "smoke": (2, 3)}
   config.sweep.num_components = sweeps[profile]
