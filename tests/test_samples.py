@@ -61,13 +61,3 @@ def test_masked_moments_equal_moments_of_the_first_n_rows(pools):
       np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert float(masked.count) == 50.0
     assert jnp.asarray(masked.sum_xx).dtype == jnp.float64
-
-
-def test_run_grid_scores_every_method_at_every_n():
-  config = configs.get_config("samples", "smoke")
-  outcome = samples.run_grid(config)
-  assert outcome.swept == ["n"]
-  assert len(outcome.rows) == len(config.methods) * 4
-  assert {r["n"] for r in outcome.rows} == {50, 300}
-  oracle = [r for r in outcome.rows if r["method"] == "oracle"]
-  assert all(r["distance"] < 1e-6 for r in oracle)

@@ -70,7 +70,7 @@ def test_jit_and_no_jit_agree():
   keys, mixtures = _grid([10.0])
   one = jax.tree.map(lambda a: a[0], mixtures)
   hyper = jax.tree.map(lambda a: a[0], _hyper(1))
-  static = dict(method="ntxent", k=2, steps=3, batch=8)
+  static = dict(method="ntxent", k=2, steps=2, batch=8)
   jitted = train.train_grid(keys, keys, mixtures, _hyper(1), **static)
   with jax.disable_jit():
     plain = train.train(keys[0], keys[0], one, hyper, **static)
