@@ -217,7 +217,10 @@ def grid():
   data_keys = jnp.stack(
     [jax.random.fold_in(jax.random.key(8), i) for i in (0, 1)]
   )
-  build = lambda key, a: mixture.make_mixture(key, dim, num_components, a)  # noqa: E731
+
+  def build(key, a):
+    return mixture.make_mixture(key, dim, num_components, a)
+
   make = jax.jit(lambda *args: programs.map_points(build, *args))
   with jax.enable_x64(True):
     mixtures = make(keys, jnp.full((2,), 100.0, jnp.float32))

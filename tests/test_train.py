@@ -21,7 +21,9 @@ def _grid(anisotropy, dim=8, num_components=3, seed=0):
 
 def _hyper(n, learning_rate=1e-2, temperature=0.5, p_same=1.0):
   # Strongly typed float32: a weakly typed array is another cache key.
-  full = lambda v: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (n,))  # noqa: E731
+  def full(v):
+    return jnp.broadcast_to(jnp.asarray(v, jnp.float32), (n,))
+
   return train.Hyper(full(learning_rate), full(temperature), full(p_same))
 
 
