@@ -127,6 +127,8 @@ def _figure(config: ml_collections.ConfigDict, rows, swept) -> bytes:
     "distance": config.thresholds.distance_max,
     "fisher_ratio": config.thresholds.fisher_ratio_min,
   }
+  if "s_accuracy_max" in config.thresholds:
+    thresholds["s_accuracy"] = config.thresholds.s_accuracy_max
   if config.figure.kind == "bars":
     return plotting.bars_figure(
       rows,

@@ -170,7 +170,7 @@ def bars_figure(
     ax.set_xticks(np.arange(len(keys)))
     ax.set_xticklabels(
       [
-        ", ".join(
+        "\n".join(
           f"{g}={v:g}" if isinstance(v, float) else str(v)
           for g, v in zip(groups, key)
         )

@@ -21,7 +21,7 @@ def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   config.mixture.num_components = 4
   config.mixture.anisotropy = 100.0
   config.k = 3
-  config.methods = common.quick_methods(profile, ("infonce", "simsiam"))
+  config.methods = common.quick_methods(profile, ("infonce",))
   config.claims = ("C1_all",)
   sweeps = {
     "quick": (8, 16, 32, 64, 128, 256),

@@ -19,7 +19,7 @@ from ssl_gmm.configs import common
 def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   config = common.base_config("embedding_dim", profile)
   config.mixture.anisotropy = 100.0
-  config.methods = common.quick_methods(profile, ("infonce", "simsiam"))
+  config.methods = common.quick_methods(profile, ("infonce",))
   config.claims = ("embedding_dim",)
   sweeps = {"quick": (1, 2, 3, 4, 5, 6), "full": tuple(range(1, 9))}
   config.sweep.k = sweeps.get(profile, (2, 4))

@@ -28,7 +28,7 @@ def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   # within ten minutes on two cores; every n gets the same steps.
   config.train.steps = {"quick": 1000, "full": 5000, "smoke": 20}[profile]
   config.train.batch = 256
-  config.methods = common.quick_methods(profile, ("infonce", "simsiam"))
+  config.methods = common.quick_methods(profile, ("infonce",))
   config.claims = ("samples",)
   sweeps = {
     "quick": (50, 100, 200, 500, 1000, 2000, 5000, 10000),
