@@ -606,8 +606,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   )
   for method in config.methods:
     require(method in METHODS, "method", method, f"expected one of {METHODS}")
-  validation.check_traced("p_same", config.p_same)
-  validation.check_traced("temperature", config.train.temperature)
   require(
     config.k is None or config.k >= 1, "k", config.k, "None (K - 1) or >= 1"
   )

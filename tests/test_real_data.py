@@ -8,7 +8,14 @@ import scipy.linalg
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.model_selection import train_test_split
 
-from ssl_gmm import compilation, metrics, real_data, results, subspace
+from ssl_gmm import (
+  compilation,
+  metrics,
+  real_data,
+  results,
+  subspace,
+  validation,
+)
 from ssl_gmm.configs import real_data as real_data_config
 from ssl_gmm.train import TRAINED_METHODS
 
@@ -256,11 +263,11 @@ def test_validate_names_the_bad_setting(setting, value, named):
   config = real_data_config.get_config("smoke")
   config[setting] = value
   with pytest.raises(ValueError, match=f"^{named} is invalid"):
-    real_data.validate(config)
+    validation.validate(config)  # Shared checks, then real_data's own.
 
 
 def test_validate_refuses_a_non_positive_temperature():
   config = real_data_config.get_config("smoke")
   config.train.temperature = 0.0
   with pytest.raises(ValueError, match="^temperature=0.0 is invalid"):
-    real_data.validate(config)
+    validation.validate(config)
