@@ -18,6 +18,13 @@ float64, then solves an eigenproblem:
   p = 0 leaves nothing to find.
 - `oracle`: the analytic Fisher subspace of the true parameters.
 
+On a grid padded to its largest shape (ssl_gmm/sweep.py), the padded
+coordinates of every draw are zeroed, and each eigenproblem is completed
+with the identity in the denominator and zero in the numerator there, so
+that it splits into the unpadded problem and padded directions of
+eigenvalue zero, which rank last; rows past the point's own k (and K - 1
+for LDA and the oracle) are zeroed.
+
 Call these under `jax.enable_x64(True)`: the samplers still draw float32
 numbers identical to training; each batch's sums are taken in float32 and
 accumulated over batches in float64.
@@ -59,11 +66,16 @@ def accumulate_moments(
   data_key: jax.Array,
   mixture: Mixture,
   p_same: jax.Array,
+  coords: jax.Array | None = None,
   *,
   steps: int,
   batch: int,
 ) -> Moments:
-  """Sums the moments of `steps` batches of pairs, as training draws them."""
+  """Sums the moments of `steps` batches of pairs, as training draws them.
+
+  `coords` ([d] ones and zeros) zeroes the padded coordinates of a padded
+  mixture's draws.
+  """
   num_components, dim = mixture.means.shape
   f64 = jnp.float64
 
@@ -71,6 +83,8 @@ def accumulate_moments(
     x, x_pos, labels, _ = sample_pairs(
       jax.random.fold_in(data_key, t), mixture, batch, p_same
     )
+    if coords is not None:
+      x, x_pos = x * coords, x_pos * coords
     # One batch's sums in float32 (a few hundred terms: relative error
     # about 1e-6, far below the sampling error of the estimates), added
     # across steps in float64, where thousands of terms would lose digits.
@@ -117,18 +131,21 @@ def pair_covariance(m: Moments) -> jax.Array:
   return 0.5 * (m.sum_diff2 / m.count - jnp.outer(mean, mean))
 
 
-def lda_encoder(m: Moments, k: int, shrinkage=0.0) -> jax.Array:
+def lda_encoder(
+  m: Moments, k: int, shrinkage=0.0, fill: jax.Array | float = 0.0
+) -> jax.Array:
   """[k, d] LDA encoder from labelled moments; NaN if Sigma_W is singular.
 
   The within-class covariance is shrunk towards a scaled identity by
   `shrinkage` (0: none); an estimate that is singular (fewer samples than
   dimensions, or a duplicated feature) makes the Cholesky factor NaN, which
-  `fit_lda` turns into an error that names the cause.
+  `fit_lda` turns into an error that names the cause. `fill` is added to it
+  afterwards: the identity on a padded grid's padded coordinates.
   """
   num_components = m.class_count.shape[0]
   means = m.class_sum / jnp.maximum(m.class_count, 1)[:, None]
   weights = m.class_count / m.count
-  within = subspace.shrink(within_covariance(m), shrinkage)
+  within = subspace.shrink(within_covariance(m), shrinkage) + fill
   basis, _ = subspace.fisher_subspace(means, within, weights)
   return subspace.top_rows(_pad_columns(basis, k), k, num_components - 1)
 
@@ -137,9 +154,12 @@ def pca_encoder(m: Moments, k: int) -> jax.Array:
   return subspace.top_rows(subspace.pca_directions(total_covariance(m)), k)
 
 
-def whitened_pca_encoder(m: Moments, k: int) -> jax.Array:
+def whitened_pca_encoder(
+  m: Moments, k: int, fill: jax.Array | float = 0.0
+) -> jax.Array:
+  """[k, d]; `fill` is added to the estimate of Sigma, as in `lda_encoder`."""
   _, vectors = subspace.generalized_eigh(
-    total_covariance(m), pair_covariance(m)
+    total_covariance(m), pair_covariance(m) + fill
   )
   return subspace.top_rows(vectors, k)
 
@@ -158,6 +178,63 @@ def _pad_columns(basis: jax.Array, k: int) -> jax.Array:
   return jnp.pad(basis, ((0, 0), (0, missing)))
 
 
+def fit_baselines(
+  moments: Moments,
+  mixture: Mixture,
+  coords: jax.Array | None = None,
+  rows: jax.Array | None = None,
+  *,
+  k: int,
+) -> dict[str, jax.Array]:
+  """Every baseline's [k, d] encoder from one point's moments (float64).
+
+  Args:
+    moments: the point's moments.
+    mixture: its (possibly padded) mixture, for the oracle.
+    coords: [d] ones on the point's own coordinates (all ones unpadded).
+    rows: [k] ones on the point's own embedding dimensions.
+    k: the (padded) embedding dimension.
+  """
+  dim = moments.class_sum.shape[1]
+  f64 = jnp.float64
+  coords = jnp.ones(dim, f64) if coords is None else coords.astype(f64)
+  rows = jnp.ones(k, f64) if rows is None else rows.astype(f64)
+  fill = jnp.diag(1 - coords)
+  mixture64 = jax.tree.map(lambda a: a.astype(f64), mixture)
+  # LDA and the oracle keep the point's own K - 1 rows: K counts the
+  # components of nonzero weight, so padded components are left out.
+  kept = jnp.arange(k) < jnp.sum(mixture64.weights > 0) - 1
+  encoders = {
+    "pca": pca_encoder(moments, k),
+    "whitened_pca": whitened_pca_encoder(moments, k, fill),
+    "lda": lda_encoder(moments, k, fill=fill) * kept[:, None],
+    "oracle": oracle_encoder(mixture64, k) * kept[:, None],
+  }
+  return {name: e * rows[:, None] for name, e in encoders.items()}
+
+
+def baseline_points(
+  data_keys: jax.Array,
+  mixtures: Mixture,
+  p_same: jax.Array,
+  coords: jax.Array | None = None,
+  rows: jax.Array | None = None,
+  *,
+  k: int,
+  steps: int,
+  batch: int,
+) -> dict[str, jax.Array]:
+  """Every baseline's [grid, k, d] encoder over a stacked grid (float64).
+
+  `coords` ([grid, d]) and `rows` ([grid, k]) mark each point's own
+  coordinates and embedding dimensions on a padded grid.
+  """
+  accumulate = functools.partial(accumulate_moments, steps=steps, batch=batch)
+  moments = jax.vmap(accumulate)(data_keys, mixtures, p_same, coords)
+  fit = functools.partial(fit_baselines, k=k)
+  return programs.map_points(fit, moments, mixtures, coords, rows)
+
+
 @functools.partial(jax.jit, static_argnames=("k", "steps", "batch"))
 def baseline_grid(
   data_keys: jax.Array,
@@ -168,21 +245,10 @@ def baseline_grid(
   steps: int,
   batch: int,
 ) -> dict[str, jax.Array]:
-  """Every baseline's [grid, k, d] encoder over a stacked grid (float64)."""
-
-  accumulate = functools.partial(accumulate_moments, steps=steps, batch=batch)
-  moments = jax.vmap(accumulate)(data_keys, mixtures, p_same)
-
-  def fit(moments, mixture):
-    mixture64 = jax.tree.map(lambda a: a.astype(jnp.float64), mixture)
-    return {
-      "pca": pca_encoder(moments, k),
-      "whitened_pca": whitened_pca_encoder(moments, k),
-      "lda": lda_encoder(moments, k),
-      "oracle": oracle_encoder(mixture64, k),
-    }
-
-  return programs.map_points(fit, moments, mixtures)
+  """Every baseline's [grid, k, d] encoder over an unpadded grid (float64)."""
+  return baseline_points(
+    data_keys, mixtures, p_same, k=k, steps=steps, batch=batch
+  )
 
 
 def moments_from_samples(

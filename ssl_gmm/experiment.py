@@ -59,7 +59,14 @@ def run(config: ml_collections.ConfigDict, out: pathlib.Path) -> dict:
   out = pathlib.Path(out)
   start = time.perf_counter()
   with compilation.count_compilations() as compiled:
-    rows, swept, timings = PIPELINES[config.pipeline](config)
+    pipeline = PIPELINES[config.pipeline]
+    if config.pipeline == "synthetic":
+      # Finished chunks live in the partial folder, so that a rerun of the
+      # same config resumes from them and publishing removes them.
+      chunks = out / f"{config.name}.partial" / "chunks"
+      rows, swept, timings = pipeline(config, chunks)
+    else:
+      rows, swept, timings = pipeline(config)
   points = len(rows) // len(config.methods)
   logging.info("%s: %d grid points scored", config.name, points)
   # The table of the report: every method at the largest value of each

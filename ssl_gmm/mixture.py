@@ -208,3 +208,92 @@ def _draw(key, mixture: Mixture, labels: jax.Array, dtype) -> jax.Array:
     mixture.sqrt_right.astype(dtype),
   )
   return means + noise + (noise @ right) @ left.T
+
+
+def embedded_pairs(
+  key: jax.Array,
+  mixture: Mixture,
+  encoder: jax.Array,
+  n: int,
+  p_same: jax.Array | float = 1.0,
+) -> tuple[jax.Array, jax.Array]:
+  """Draws the embeddings (A x, A x') of n positive pairs, without x.
+
+  For a linear encoder A ([k, d]) the embedding of a draw from component c
+  is Gaussian: A x = A m_c + A S e with e ~ N(0, I_d), so A x has mean A m_c
+  and covariance C = (A S)(A S)^T. Drawing A m_c + L h with L L^T = C and
+  h ~ N(0, I_k) gives exactly the same distribution from k normals per
+  sample instead of d, and costs O(k d r + k^2 d) per batch for the
+  low-rank S = I + U W^T. Both the mean and L depend on A differentiably,
+  so a loss of these embeddings has the same expectation as a loss of
+  A x and A x', and its reparametrised gradient is an unbiased estimate of
+  the same gradient (a different estimator from the one of `sample_pairs`:
+  the noise enters through L rather than through x).
+
+  Components are drawn by inverse CDF from one uniform each; positives
+  follow the same p_same rule as `sample_pairs`. Rows of A that are zero
+  (a collapsed encoder, or the padded rows of a padded grid) give zero
+  embedding coordinates.
+
+  Args:
+    key: PRNG key of this batch.
+    mixture: the mixture.
+    encoder: [k, d] linear encoder A.
+    n: number of pairs.
+    p_same: probability that the positive shares the anchor's component.
+
+  Returns:
+    z: [n, k] anchor embeddings; z_pos: [n, k] positive embeddings.
+  """
+  dtype = encoder.dtype
+  k = encoder.shape[0]
+  key_u, key_h = jax.random.split(key)
+  uniforms = jax.random.uniform(key_u, (3, n), dtype)
+  normals = jax.random.normal(key_h, (2, n, k), dtype)
+  labels = _inverse_cdf(uniforms[0], mixture.weights)
+  fresh = _inverse_cdf(uniforms[1], mixture.weights)
+  labels_pos = jnp.where(uniforms[2] < p_same, labels, fresh)
+  means = mixture.means.astype(dtype) @ encoder.T  # [K, k]
+  left = mixture.sqrt_left.astype(dtype)
+  right = mixture.sqrt_right.astype(dtype)
+  encoder_sqrt = encoder + (encoder @ left) @ right.T  # A S, [k, d]
+  chol = cholesky_semidefinite(encoder_sqrt @ encoder_sqrt.T)
+  z = means[labels] + normals[0] @ chol.T
+  z_pos = means[labels_pos] + normals[1] @ chol.T
+  return z, z_pos
+
+
+def cholesky_semidefinite(c: jax.Array) -> jax.Array:
+  """Lower-triangular L with L L^T = c for a small positive semidefinite c.
+
+  Unrolled over the (static, small) size of c in plain jnp operations, so
+  that it vectorises under vmap and is differentiable without LAPACK. A
+  pivot at or below a relative tolerance (a zero row of c, or a direction
+  c does not span) gives a zero column instead of a NaN, with a zero
+  gradient.
+  """
+  size = c.shape[-1]
+  tolerance = 1e-12 * jnp.maximum(jnp.trace(c), jnp.finfo(c.dtype).tiny)
+  columns = []
+  for j in range(size):
+    previous = jnp.stack(columns, axis=1) if columns else None
+    column = c[:, j]
+    if previous is not None:
+      column = column - previous @ previous[j]
+    pivot = column[j]
+    positive = pivot > tolerance
+    root = jnp.sqrt(jnp.where(positive, pivot, 1.0))
+    column = jnp.where(positive, column / root, 0.0)
+    columns.append(jnp.where(jnp.arange(size) >= j, column, 0.0))
+  return jnp.stack(columns, axis=1)
+
+
+def _inverse_cdf(uniform: jax.Array, weights: jax.Array) -> jax.Array:
+  """Components i with probability weights[i] / sum(weights), by inverse CDF.
+
+  Components of weight zero (the padding of a padded grid) are never drawn.
+  """
+  edges = jnp.cumsum(weights.astype(uniform.dtype))
+  labels = jnp.sum(uniform[:, None] * edges[-1] >= edges[None, :-1], axis=1)
+  last = jnp.max(jnp.where(weights > 0, jnp.arange(weights.shape[0]), 0))
+  return jnp.minimum(labels, last)

@@ -184,9 +184,122 @@ def bars_figure(
   return _finish(fig, axes, title)
 
 
+def heatmap_figure(
+  rows: Sequence[dict],
+  x: str,
+  y: str,
+  methods: Sequence[str],
+  metric: str = "distance",
+  *,
+  log_x: bool = False,
+  title: str = "",
+  threshold: float | None = None,
+) -> bytes:
+  """A PNG with one heatmap per method: the metric's mean over seeds.
+
+  Args:
+    rows: rows of results.csv.
+    x: the swept column on the horizontal axis.
+    y: the swept column on the vertical axis.
+    methods: one panel each, in this order; methods without rows are
+      skipped.
+    metric: the column coloured; every panel shares one colour scale.
+    log_x: logarithmic horizontal axis (for values spanning decades).
+    title: the figure's title.
+    threshold: a value whose contour line, metric == threshold, is drawn
+      on every panel.
+
+  Returns:
+    The PNG's bytes; each cell is the mean over seeds at one (x, y).
+  """
+  present = [m for m in methods if any(r["method"] == m for r in rows)]
+  if not present:
+    raise ValueError(f"no rows for any of the methods {list(methods)}")
+  cells = [_cell_means(rows, x, y, method, metric) for method in present]
+  if metric in ("distance", "nuisance_share", "fisher_ratio"):
+    vmin, vmax = 0.0, 1.0
+  else:
+    vmin = min(np.nanmin(values) for _, _, values in cells)
+    vmax = max(np.nanmax(values) for _, _, values in cells)
+  fig, axes = plt.subplots(
+    1,
+    len(present),
+    figsize=(4.2 * len(present) + 1.6, 3.8),
+    squeeze=False,
+    layout="constrained",
+  )
+  for ax, method, (xs, ys, values) in zip(axes[0], present, cells):
+    mesh = ax.pcolormesh(
+      _cell_edges(xs, log_x),
+      _cell_edges(ys, False),
+      np.ma.masked_invalid(values),
+      vmin=vmin,
+      vmax=vmax,
+      cmap="viridis",
+    )
+    if (
+      threshold is not None
+      and min(values.shape) > 1
+      and np.nanmin(values) < threshold < np.nanmax(values)
+    ):
+      ax.contour(
+        xs, ys, values, levels=[threshold], colors="white", linewidths=1.2
+      )
+    if log_x:
+      ax.set_xscale("log")
+    ax.set_xlabel(_LABELS.get(x, x))
+    ax.set_ylabel(_LABELS.get(y, y))
+    ax.set_title(method, fontsize=10)
+  label = _LABELS.get(metric, metric)
+  if threshold is not None:
+    label += f"\n(white line: {metric} = {threshold:g})"
+  colorbar = fig.colorbar(mesh, ax=axes[0], label=label)
+  if threshold is not None:
+    colorbar.ax.axhline(threshold, color="white", linewidth=1.2)
+  return _finish(fig, axes, title)
+
+
+def _cell_means(rows, x, y, method, metric):
+  """(xs, ys, values [len(ys), len(xs)]): method's metric, mean over seeds.
+
+  Cells without rows are NaN; a diverged row counts with the failure value
+  stored in it.
+  """
+  mine = [r for r in rows if r["method"] == method]
+  xs = np.array(sorted({float(r[x]) for r in mine}))
+  ys = np.array(sorted({float(r[y]) for r in mine}))
+  sums = np.zeros((len(ys), len(xs)))
+  counts = np.zeros((len(ys), len(xs)))
+  for r in mine:
+    i = np.searchsorted(ys, float(r[y]))
+    j = np.searchsorted(xs, float(r[x]))
+    sums[i, j] += float(r[metric])
+    counts[i, j] += 1
+  with np.errstate(invalid="ignore"):
+    return xs, ys, sums / counts
+
+
+def _cell_edges(centres, log):
+  """Edges of cells centred on sorted `centres`: midpoints, extrapolated.
+
+  Geometric midpoints when `log`, so cells look even on a log axis.
+  """
+  c = np.log(centres) if log else np.asarray(centres, float)
+  if len(c) == 1:
+    edges = np.array([c[0] - 0.5, c[0] + 0.5])
+  else:
+    middle = (c[1:] + c[:-1]) / 2
+    first = c[0] - (middle[0] - c[0])
+    last = c[-1] + (c[-1] - middle[-1])
+    edges = np.concatenate([[first], middle, [last]])
+  return np.exp(edges) if log else edges
+
+
 def _finish(fig, axes, title: str) -> bytes:
   """Adds the legend and title, renders the PNG, and closes the figure."""
-  fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right")
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  if handles:
+    fig.legend(handles, labels, loc="outside right")
   if title:
     fig.suptitle(title)
   buffer = io.BytesIO()

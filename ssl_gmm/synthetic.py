@@ -9,14 +9,17 @@ and every method, trained or baseline, sees the same pairs at each step.
 
 Traced settings (anisotropy, p_same, temperature, learning_rate) vary inside
 one compiled program per method. Shape settings (dim, num_components, k)
-change array shapes, so the grid is split into one group per shape and each
-group compiles its own programs; padding shapes into one program is not done
-here. Metrics against the analytic Fisher subspace are computed in float64.
+are padded to the grid's largest shape by the sweep engine, so a grid of
+any shapes is still one training program per method and one for the
+baselines; each point is then scored at its own shape. Metrics against the
+analytic Fisher subspace are computed in float64.
 """
 
 import dataclasses
 import functools
 import itertools
+import json
+import pathlib
 from typing import NamedTuple
 
 import jax
@@ -24,7 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ssl_gmm import baselines, metrics, programs, subspace
+from ssl_gmm import baselines, metrics, programs, subspace, sweep
 from ssl_gmm import train as training
 from ssl_gmm.mixture import Mixture, make_mixture, sample
 
@@ -165,38 +168,78 @@ def make_mixtures(
   )
 
 
-def train_methods(
+def make_programs(
   config: ml_collections.ConfigDict,
-  keys: Keys,
-  mixtures: Mixture,
-  grid: Grid,
-  label: str = "",
-) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict]]:
-  """Trains every method of the config over a one-shape grid.
+  padding: sweep.Padding,
+  grid_mesh: jax.sharding.Mesh,
+) -> dict[str, sweep.Program]:
+  """One program per trained method, and one for the baselines if any.
 
-  Returns:
-    outputs: method -> {"encoder": [P, k, d], "diverged": [P],
-      "final_loss": [P] (trained methods only)}.
-    timings: program label -> {"compile_s", "run_s", "steps_per_s"}.
+  Each program takes a chunk of the padded grid, sharded over `grid_mesh`:
+  (init keys, data keys, mixtures, Hyper, masks) for a trained method,
+  (data keys, mixtures, p_same, coords, rows) for the baselines.
   """
   t = config.train
-  static = dict(k=grid.shapes[0][2], steps=t.steps, batch=t.batch)
-  hyper = training.Hyper(
-    learning_rate=jnp.asarray(grid.settings["learning_rate"]),
-    temperature=jnp.asarray(grid.settings["temperature"]),
-    p_same=jnp.asarray(grid.settings["p_same"]),
-  )
-  outputs, timings = {}, {}
+  made = {}
   for method in config.methods:
     if method not in training.TRAINED_METHODS:
       continue
-    trained, timings[method + label] = programs.compile_and_run(
-      training.train_grid,
-      (keys.init, keys.data, mixtures, hyper),
-      dict(static, method=method),
-      method + label,
-      t.steps,
+    one = functools.partial(
+      training.train,
+      method=method,
+      k=padding.k,
+      steps=t.steps,
+      batch=t.batch,
+      sampler=t.sampler,
     )
+
+    def train_grid(init_keys, data_keys, mixtures, hyper, masks, one=one):
+      return jax.vmap(one)(init_keys, data_keys, mixtures, hyper, masks)
+
+    made[method] = sweep.Program(
+      method, jax.jit(sweep.sharded(train_grid, grid_mesh)), t.steps
+    )
+  if any(m in baselines.BASELINE_METHODS for m in config.methods):
+    fit = functools.partial(
+      baselines.baseline_points, k=padding.k, steps=t.steps, batch=t.batch
+    )
+
+    def baseline_grid(data_keys, mixtures, p_same, coords, rows):
+      return fit(data_keys, mixtures, p_same, coords, rows)
+
+    made["baselines"] = sweep.Program(
+      "baselines", jax.jit(sweep.sharded(baseline_grid, grid_mesh)), t.steps
+    )
+  return made
+
+
+def train_chunk(
+  config: ml_collections.ConfigDict,
+  grid_programs: dict[str, sweep.Program],
+  grid_mesh: jax.sharding.Mesh,
+  keys: Keys,
+  mixtures: Mixture,
+  settings: dict[str, np.ndarray],
+  masks: np.ndarray,
+) -> dict[str, dict[str, np.ndarray]]:
+  """Trains and fits every method on one chunk of the padded grid.
+
+  Returns:
+    method -> {"encoder": [W, k, d] float64 (padded), "diverged": [W],
+      "final_loss": [W] (trained methods only)}.
+  """
+  hyper = training.Hyper(
+    learning_rate=settings["learning_rate"],
+    temperature=settings["temperature"],
+    p_same=settings["p_same"],
+  )
+  place = functools.partial(sweep.shard, grid_mesh=grid_mesh)
+  outputs = {}
+  for method in config.methods:
+    if method not in training.TRAINED_METHODS:
+      continue
+    args = place((keys.init, keys.data, mixtures, hyper, masks))
+    trained = sweep.gather(grid_programs[method](*args))
     outputs[method] = {
       "encoder": np.asarray(trained.encoder, np.float64),
       "diverged": np.asarray(trained.diverged),
@@ -204,19 +247,15 @@ def train_methods(
     }
   wanted = [m for m in config.methods if m in baselines.BASELINE_METHODS]
   if wanted:
+    coords, rows = masks.max(axis=1), masks.max(axis=2)
     with jax.enable_x64(True):
-      fitted, timings["baselines" + label] = programs.compile_and_run(
-        baselines.baseline_grid,
-        (keys.data, mixtures, hyper.p_same),
-        static,
-        "baselines" + label,
-        t.steps,
-      )
+      args = place((keys.data, mixtures, hyper.p_same, coords, rows))
+      fitted = sweep.gather(grid_programs["baselines"](*args))
     for method in wanted:
       encoder = np.asarray(fitted[method], np.float64)
       diverged = ~np.all(np.isfinite(encoder), axis=(1, 2))
       outputs[method] = {"encoder": encoder, "diverged": diverged}
-  return outputs, timings
+  return outputs
 
 
 @jax.jit
@@ -265,9 +304,7 @@ def evaluate(
   """One row per method and grid point with every metric."""
   num_components = grid.shapes[0][1]
   n_fit = config.n_eval // 2
-  x, labels = jax.jit(
-    jax.vmap(lambda key, mix: sample(key, mix, config.n_eval))
-  )(keys.eval, mixtures)
+  x, labels = _eval_samples(keys.eval, mixtures, config.n_eval)
   x, labels = np.asarray(x, np.float64), np.asarray(labels)
   weights = np.asarray(mixtures.weights)
   with jax.enable_x64(True):
@@ -311,28 +348,141 @@ def evaluate(
   return rows
 
 
+@functools.partial(jax.jit, static_argnums=2)
+def _eval_samples(keys: jax.Array, mixtures: Mixture, n: int):
+  return jax.vmap(sample, in_axes=(0, 0, None))(keys, mixtures, n)
+
+
 def is_cosine(method: str) -> bool:
   """Whether the method's loss compares embeddings by cosine."""
   return training.TRAINED_METHODS.get(method, (None, "dot"))[1] == "cosine"
 
 
-def run_grid(config: ml_collections.ConfigDict) -> Outcome:
-  """Trains and scores every method on every point of the config's grid."""
+class Padded(NamedTuple):
+  """A grid with every point's mixture at its own shape and padded.
+
+  Attributes:
+    grid: the grid.
+    keys: its keys, as NumPy arrays.
+    padding: the grid's largest shape.
+    mixtures: [P, ...] padded mixtures (NumPy, float32).
+    masks: [P, k, d] encoder masks (`sweep.encoder_masks`).
+    own: shape -> stacked mixtures of that shape's points, in grid order.
+    position: [P] each point's index within its shape's stack.
+  """
+
+  grid: Grid
+  keys: Keys
+  padding: sweep.Padding
+  mixtures: Mixture
+  masks: np.ndarray
+  own: dict
+  position: np.ndarray
+
+
+def pad_grid(config: ml_collections.ConfigDict) -> Padded:
+  """The config's grid, its mixtures built shape by shape, then padded."""
   grid = build_grid(config)
   keys = make_keys(config.seed, grid)
   shapes = list(dict.fromkeys(grid.shapes))
-  rows, timings = [], {}
-  for shape in shapes:
-    index = np.array([i for i, s in enumerate(grid.shapes) if s == shape])
-    group = grid.take(index)
+  groups = {s: np.flatnonzero([g == s for g in grid.shapes]) for s in shapes}
+  own, position = {}, np.zeros(grid.size, int)
+  for shape, index in groups.items():
     group_keys = Keys(*(k[index] for k in keys))
-    label = "" if len(shapes) == 1 else " (d={}, K={}, k={})".format(*shape)
-    mixtures = make_mixtures(config, group_keys, group)
-    outputs, spent = train_methods(config, group_keys, mixtures, group, label)
-    timings.update(spent)
-    rows += evaluate(config, group, group_keys, mixtures, outputs)
+    mixtures = make_mixtures(config, group_keys, grid.take(index))
+    own[shape] = jax.tree.map(np.asarray, mixtures)
+    position[index] = np.arange(len(index))
+  ranks = [own[s].sqrt_left.shape[-1] for s in shapes]
+  padding = sweep.padding_of(shapes, ranks)
+  padded = [sweep.pad_mixtures(own[s], padding) for s in shapes]
+  order = np.argsort(np.concatenate(list(groups.values())), kind="stable")
+  padded = jax.tree.map(lambda *a: np.concatenate(a)[order], *padded)
+  return Padded(
+    grid=grid,
+    keys=Keys(*(np.asarray(k) for k in keys)),
+    padding=padding,
+    mixtures=padded,
+    masks=sweep.encoder_masks(grid.shapes, padding),
+    own=own,
+    position=position,
+  )
+
+
+def run_grid(
+  config: ml_collections.ConfigDict, chunks: pathlib.Path | None = None
+) -> Outcome:
+  """Trains and scores every method on every point of the config's grid.
+
+  The grid is padded to its largest shape and runs in chunks over every
+  device (ssl_gmm/sweep.py). With a `chunks` folder, every finished chunk
+  is kept there and a rerun of the same resolved config resumes from them.
+  """
+  grid, host_keys, padding, padded, masks, own, position = pad_grid(config)
+  shapes = list(own)
+  grid_mesh = sweep.mesh()
+  devices = grid_mesh.devices.size
+  width = config.engine.chunk_width
+  if width is None:
+    trained = [m for m in config.methods if m in training.TRAINED_METHODS]
+    per_point = max(
+      sweep.point_bytes(
+        m,
+        config.train.batch,
+        padding.dim,
+        padding.k,
+        config.train.steps,
+        config.train.sampler,
+      )
+      for m in trained or ["infonce"]
+    )
+    budget = config.engine.memory_budget_mib * 2**20
+    width = sweep.chunk_width(budget, per_point, -(-grid.size // devices))
+  grid_programs = make_programs(config, padding, grid_mesh)
+
+  def work(index: np.ndarray, real: int) -> list[dict]:
+    outputs = train_chunk(
+      config,
+      grid_programs,
+      grid_mesh,
+      Keys(*(k[index] for k in host_keys)),
+      jax.tree.map(lambda a: a[index], padded),
+      {n: v[index] for n, v in grid.settings.items()},
+      masks[index],
+    )
+    rows = []
+    for shape in shapes:
+      picked = np.flatnonzero([grid.shapes[i] == shape for i in index[:real]])
+      if len(picked) == 0:
+        continue
+      dim, _, k = shape
+      points = index[picked]
+      mixtures = Mixture(*(a[position[points]] for a in own[shape]))
+      unpadded = {
+        method: {
+          name: (v[picked][:, :k, :dim] if name == "encoder" else v[picked])
+          for name, v in out.items()
+        }
+        for method, out in outputs.items()
+      }
+      rows += evaluate(
+        config,
+        grid.take(points),
+        Keys(*(k[points] for k in host_keys)),
+        mixtures,
+        unpadded,
+      )
+    return rows
+
+  store = None
+  if chunks is not None:
+    resolved = json.loads(config.to_json())
+    store = sweep.ChunkStore(
+      chunks, sweep.fingerprint(resolved, width * devices)
+    )
+  rows = sweep.run_chunks(grid.size, width * devices, work, store, config.name)
   order = {m: i for i, m in enumerate(config.methods)}
   rows.sort(key=lambda r: (order[r["method"]], r["_point"]))
   for row in rows:
     del row["_point"]
+  timings = {name: p.timing() for name, p in grid_programs.items()}
   return Outcome(rows=rows, swept=list(grid.swept), timings=timings)

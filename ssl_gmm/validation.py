@@ -7,7 +7,7 @@ import ml_collections
 
 from ssl_gmm.baselines import BASELINE_METHODS
 from ssl_gmm.claims import CLAIMS
-from ssl_gmm.train import TRAINED_METHODS
+from ssl_gmm.train import SAMPLERS, TRAINED_METHODS
 
 KNOWN_METHODS = tuple(TRAINED_METHODS) + BASELINE_METHODS
 OPTIMIZERS = ("adam",)
@@ -67,6 +67,27 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(train.steps >= 1, "steps", train.steps, "must be >= 1")
   require(train.batch >= 2, "batch", train.batch, "must be >= 2")
   require(config.n_eval >= 4, "n_eval", config.n_eval, "must be >= 4")
+  require(
+    train.get("sampler", "plain") in SAMPLERS,
+    "sampler",
+    train.get("sampler"),
+    f"expected one of {SAMPLERS}",
+  )
+  if "engine" in config:
+    width = config.engine.chunk_width
+    require(
+      width is None or (isinstance(width, int) and width >= 1),
+      "chunk_width",
+      width,
+      "None or an int >= 1",
+    )
+    budget = config.engine.memory_budget_mib
+    require(
+      is_finite(budget) and budget > 0,
+      "memory_budget_mib",
+      budget,
+      "must be > 0",
+    )
   for claim in config.claims:
     require(claim in CLAIMS, "claim", claim, f"expected one of {tuple(CLAIMS)}")
   # The two pipelines of their own check their own settings and sweeps;

@@ -37,6 +37,7 @@ def test_reproduce_writes_results_and_the_report(tmp_path):
     for claim in summary["claims"]:
       assert f"| [{name}]({name}/) | {claim['name']} |" in report
   assert "compiled in" in done.stderr  # Progress is logged.
+  assert "chunk 1/1, " in done.stderr and "points/s, ETA" in done.stderr
 
 
 # anisotropy runs end to end above and in test_experiment.py.

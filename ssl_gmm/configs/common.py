@@ -77,6 +77,16 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   config.train.temperature = 0.5
   config.train.steps = {"quick": 2000, "full": 5000, "smoke": 20}[profile]
   config.train.batch = {"quick": 256, "full": 1024, "smoke": 32}[profile]
+  # "embedding" draws a linear encoder's embeddings of the mixture directly,
+  # the same distribution as embedding plain draws ("plain") at k normals
+  # per sample instead of d.
+  config.train.sampler = "embedding"
+
+  # The sweep engine: points per device in one chunk (None: as many as fit
+  # the memory budget, from the arithmetic of one training step).
+  config.engine = ml_collections.ConfigDict()
+  config.engine.chunk_width = ml_collections.config_dict.placeholder(int)
+  config.engine.memory_budget_mib = 1024
 
   # Held-out labelled samples per grid point: half fit the class means of
   # the nearest-mean classifier, half are classified and clustered.

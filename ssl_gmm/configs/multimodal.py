@@ -44,5 +44,7 @@ def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   config.figure.kind = "bars"
   config.figure.x = "anisotropy_x"
   config.figure.metrics = ("distance", "s_accuracy")
+  # Two modalities have their own samplers; the plain way.
+  config.train.sampler = "plain"
   config.lock()
   return config

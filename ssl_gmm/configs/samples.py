@@ -38,5 +38,7 @@ def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   config.sweep.n = sweeps[profile]
   config.figure.x = "n"
   config.figure.log_x = True
+  # Draws from fixed pools of samples: the plain way.
+  config.train.sampler = "plain"
   config.lock()
   return config
