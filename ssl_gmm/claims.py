@@ -270,6 +270,46 @@ def claim_c6(rows: Rows, config: ml_collections.ConfigDict) -> dict:
   return _verdict("C6", holds, detail)
 
 
+def claim_phase(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """InfoNCE within distance_max of F at every anisotropy for p >= p_min.
+
+  For each method the detail also gives the smallest p_same from which the
+  method's mean distance stays within distance_max at every anisotropy
+  above, and the share of the plane's cells within it.
+  """
+  t = config.thresholds
+  parts, holds = [], False
+  for method in config.methods:
+    cells = {}
+    for row in select(rows, method=method):
+      key = (float(row["p_same"]), float(row["anisotropy"]))
+      cells.setdefault(key, []).append(float(row["distance"]))
+    means = {key: float(np.mean(v)) for key, v in cells.items()}
+    good = {key: d <= t.distance_max for key, d in means.items()}
+    p_values = sorted({p for p, _ in means})
+    # The smallest p from which every cell at p' >= p is within the bound.
+    boundary = None
+    for p in reversed(p_values):
+      if not all(ok for (q, _), ok in good.items() if q >= p):
+        break
+      boundary = p
+    above = [d for (p, _), d in means.items() if p >= t.p_same_min]
+    worst = max(above)
+    if method == "infonce":
+      holds = worst <= t.distance_max
+    parts.append(
+      f"{method}: worst distance {worst:.3f} over p_same >= {t.p_same_min}, "
+      "within the bound at every anisotropy from p_same "
+      + ("(none)" if boundary is None else f"{boundary:.3g}")
+      + f", {np.mean(list(good.values())):.0%} of cells within it"
+    )
+  detail = (
+    f"needs infonce's distance <= {t.distance_max} at every anisotropy "
+    f"wherever p_same >= {t.p_same_min}. " + "; ".join(parts) + "."
+  )
+  return _verdict("phase", holds, detail)
+
+
 def method_means(
   rows: Rows,
   methods: Sequence[str],
@@ -284,6 +324,8 @@ def method_means(
       continue
     entry = {"method": method, "seeds": len(mine)}
     for column in columns:
+      if mine[0].get(column) is None:  # Not computed by this experiment.
+        continue
       values = [float(r[column]) for r in mine]
       entry[column] = float(np.mean(values))
       entry[f"{column}_std"] = float(np.std(values))
@@ -301,6 +343,7 @@ CLAIMS: dict[str, Callable[[Rows, ml_collections.ConfigDict], dict]] = {
   "C6": claim_c6,
   "embedding_dim": claim_embedding_dim,
   "samples": claim_samples,
+  "phase": claim_phase,
 }
 
 

@@ -136,6 +136,17 @@ def _figure(config: ml_collections.ConfigDict, rows, swept) -> bytes:
   }
   if "s_accuracy_max" in config.thresholds:
     thresholds["s_accuracy"] = config.thresholds.s_accuracy_max
+  if config.figure.kind == "heatmap":
+    return plotting.heatmap_figure(
+      rows,
+      config.figure.x,
+      config.figure.y,
+      config.methods,
+      config.figure.metrics[0],
+      log_x=config.figure.log_x,
+      title=title,
+      threshold=thresholds.get(config.figure.metrics[0]),
+    )
   if config.figure.kind == "bars":
     return plotting.bars_figure(
       rows,

@@ -41,6 +41,7 @@ def _method_table(table: dict) -> str:
     for k, v in table["at"].items()
   )
   columns = ("distance", "fisher_ratio", "accuracy", "nmi")
+  columns = [c for c in columns if c in table["rows"][0]]
   lines = [
     f"\nEvery method at {where or 'the fixed settings'}:\n",
     "| method | " + " | ".join(columns) + " |",

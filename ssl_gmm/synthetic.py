@@ -301,12 +301,13 @@ def evaluate(
   mixtures: Mixture,
   outputs: dict[str, dict[str, np.ndarray]],
 ) -> list[dict]:
-  """One row per method and grid point with every metric."""
-  num_components = grid.shapes[0][1]
-  n_fit = config.n_eval // 2
-  x, labels = _eval_samples(keys.eval, mixtures, config.n_eval)
-  x, labels = np.asarray(x, np.float64), np.asarray(labels)
-  weights = np.asarray(mixtures.weights)
+  """One row per method and grid point with every metric.
+
+  Accuracy, NMI and ARI only when the config's `downstream` is on.
+  """
+  if config.downstream:
+    x, labels = _eval_samples(keys.eval, mixtures, config.n_eval)
+    held_out = np.asarray(x, np.float64), np.asarray(labels)
   with jax.enable_x64(True):
     mixtures64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), mixtures)
     angles = np.asarray(means_fisher_angles(mixtures64))
@@ -326,26 +327,51 @@ def evaluate(
       diverged = bool(out["diverged"][p])
       if diverged:
         row.update(metrics.DIVERGED)
-        scores = metrics.chance_downstream(weights[p])
       else:
         row.update({name: float(v[p]) for name, v in found.items()})
         row["rank"] = int(found["rank"][p])
-        z = metrics.embed(out["encoder"][p], x[p], is_cosine(method))
-        scores = metrics.downstream(
-          z[:n_fit],
-          labels[p, :n_fit],
-          z[n_fit:],
-          labels[p, n_fit:],
-          num_components,
+      if config.downstream:
+        scores = downstream(
+          out["encoder"][p] if not diverged else None,
+          is_cosine(method),
+          *(a[p] for a in held_out),
+          np.asarray(mixtures.weights[p]),
           seed=int(grid.seed[p]),
         )
-      row.update(scores._asdict())
+        row.update(scores._asdict())
       row["diverged"] = diverged
       if "final_loss" in out:
         row["final_loss"] = float(out["final_loss"][p])
       row["means_fisher_angle"] = float(angles[p])
       rows.append(row)
   return rows
+
+
+def downstream(
+  encoder: np.ndarray | None,
+  cosine: bool,
+  x: np.ndarray,
+  labels: np.ndarray,
+  weights: np.ndarray,
+  seed: int,
+) -> metrics.Downstream:
+  """Scores of an encoder (None: diverged, chance) on held-out samples.
+
+  The first half of x fits the nearest-mean classifier's class means; the
+  second half is classified and clustered.
+  """
+  if encoder is None:
+    return metrics.chance_downstream(weights)
+  n_fit = x.shape[0] // 2
+  z = metrics.embed(encoder, x, cosine)
+  return metrics.downstream(
+    z[:n_fit],
+    labels[:n_fit],
+    z[n_fit:],
+    labels[n_fit:],
+    weights.shape[0],
+    seed=seed,
+  )
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -435,7 +461,7 @@ def run_grid(
       )
       for m in trained or ["infonce"]
     )
-    budget = config.engine.memory_budget_mib * 2**20
+    budget = int(config.engine.memory_budget_mib * 2**20)
     width = sweep.chunk_width(budget, per_point, -(-grid.size // devices))
   grid_programs = make_programs(config, padding, grid_mesh)
 

@@ -88,6 +88,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
       budget,
       "must be > 0",
     )
+  require(
+    isinstance(config.get("downstream", True), bool),
+    "downstream",
+    config.get("downstream"),
+    "must be True or False",
+  )
+  figure = config.figure
+  if figure.kind == "heatmap":
+    for axis in (figure.x, figure.y):
+      require(
+        axis in config.sweep,
+        "figure",
+        axis,
+        f"a heatmap's x and y must be swept ({tuple(config.sweep)})",
+      )
   for claim in config.claims:
     require(claim in CLAIMS, "claim", claim, f"expected one of {tuple(CLAIMS)}")
   # The two pipelines of their own check their own settings and sweeps;

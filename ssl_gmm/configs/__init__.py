@@ -15,6 +15,7 @@ EXPERIMENTS = (
   "multimodal",
   "samples",
   "real_data",
+  "phase",
 )
 
 

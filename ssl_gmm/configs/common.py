@@ -86,11 +86,13 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   # the memory budget, from the arithmetic of one training step).
   config.engine = ml_collections.ConfigDict()
   config.engine.chunk_width = ml_collections.config_dict.placeholder(int)
-  config.engine.memory_budget_mib = 1024
+  config.engine.memory_budget_mib = 1024.0
 
   # Held-out labelled samples per grid point: half fit the class means of
   # the nearest-mean classifier, half are classified and clustered.
   config.n_eval = {"quick": 4000, "full": 20000, "smoke": 200}[profile]
+  # Whether to score accuracy, NMI and ARI on them (k-means per point).
+  config.downstream = True
 
   # Swept settings: name -> tuple of values, crossed with the seeds. A name
   # may be a traced setting (anisotropy, p_same, temperature, learning_rate)
@@ -105,8 +107,10 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   config.claims = ()
 
   config.figure = ml_collections.ConfigDict()
-  config.figure.kind = "sweep"  # "sweep": lines over x; "bars": per group.
+  # "sweep": lines over x; "bars": per group; "heatmap": over x and y.
+  config.figure.kind = "sweep"
   config.figure.x = ""
+  config.figure.y = ""
   config.figure.log_x = False
   config.figure.metrics = ("distance", "fisher_ratio")
   return config
