@@ -22,6 +22,9 @@ resolved config (its fingerprint) loads them instead of recomputing.
 Memory per point is estimated from the arithmetic of one training step
 (`point_bytes`); `chunk_width` divides a budget by it.
 
+On a CPU host, `use_cpu_devices` gives JAX one device per core, so that the
+cores run their slices side by side.
+
 Several hosts: call `jax.distributed.initialize()` before the run (see the
 README); `jax.devices()` then spans every host, each host feeds its own
 devices' slices of every chunk (`make_array_from_callback`), and every host
@@ -32,6 +35,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import pathlib
 import shutil
 import time
@@ -141,6 +145,20 @@ def point_bytes(
 def chunk_width(budget_bytes: int, per_point: int, points: int) -> int:
   """Points per device that fit the budget, at least one, at most all."""
   return max(1, min(points, budget_bytes // max(per_point, 1)))
+
+
+def use_cpu_devices(count: int | None = None) -> None:
+  """Splits the host's CPU into `count` JAX devices (default: one per core).
+
+  JAX sees one CPU device by default, and XLA runs a grid's many small
+  per-point operations on it with little use of a second core. With one
+  device per core, every core trains its own slice of each chunk, as the
+  devices of an accelerator host do. This changes nothing on a host whose
+  default devices are accelerators. Call it before JAX first uses a device
+  (it configures the CPU backend, which starts on first use).
+  """
+  count = count or os.cpu_count() or 1
+  jax.config.update("jax_num_cpu_devices", count)
 
 
 def mesh() -> Mesh:

@@ -434,6 +434,29 @@ def pad_grid(config: ml_collections.ConfigDict) -> Padded:
   )
 
 
+def chunk_width(
+  config: ml_collections.ConfigDict, padding: sweep.Padding, points: int
+) -> int:
+  """Points per device in a chunk: the config's, or what fits its budget.
+
+  Args:
+    config: the experiment's config (`engine.chunk_width`, or None for
+      `engine.memory_budget_mib`).
+    padding: the grid's padded shape, at which every point trains.
+    points: the grid points each device has to run.
+  """
+  if config.engine.chunk_width is not None:
+    return config.engine.chunk_width
+  t = config.train
+  trained = [m for m in config.methods if m in training.TRAINED_METHODS]
+  per_point = max(
+    sweep.point_bytes(m, t.batch, padding.dim, padding.k, t.steps, t.sampler)
+    for m in trained or ["infonce"]
+  )
+  budget = int(config.engine.memory_budget_mib * 2**20)
+  return sweep.chunk_width(budget, per_point, points)
+
+
 def run_grid(
   config: ml_collections.ConfigDict, chunks: pathlib.Path | None = None
 ) -> Outcome:
@@ -447,22 +470,7 @@ def run_grid(
   shapes = list(own)
   grid_mesh = sweep.mesh()
   devices = grid_mesh.devices.size
-  width = config.engine.chunk_width
-  if width is None:
-    trained = [m for m in config.methods if m in training.TRAINED_METHODS]
-    per_point = max(
-      sweep.point_bytes(
-        m,
-        config.train.batch,
-        padding.dim,
-        padding.k,
-        config.train.steps,
-        config.train.sampler,
-      )
-      for m in trained or ["infonce"]
-    )
-    budget = int(config.engine.memory_budget_mib * 2**20)
-    width = sweep.chunk_width(budget, per_point, -(-grid.size // devices))
+  width = chunk_width(config, padding, -(-grid.size // devices))
   grid_programs = make_programs(config, padding, grid_mesh)
 
   def work(index: np.ndarray, real: int) -> list[dict]:
