@@ -382,8 +382,10 @@ def time_floor(
 
   Every point evaluates infonce(z, z_pos) and its gradient with respect to
   both embeddings `steps` times in one scan, on [batch, k] embeddings made
-  beforehand. The carry adds a tiny multiple of the gradient's sum to z at
-  every step, so that no evaluation can be hoisted out of the loop.
+  beforehand. The carry adds a tiny multiple of the gradient's sum to z and
+  subtracts it from z_pos at every step: both inputs change at every step,
+  as in training, so that XLA can hoist no part of an evaluation (such as
+  normalising a constant z_pos) out of the loop.
   """
   t = config.train
   k = padded.padding.k
@@ -394,7 +396,7 @@ def time_floor(
 
   def one(z, z_pos, temperature):
     def step(drift, _):
-      g, g_pos = grad(z + drift, z_pos, temperature)
+      g, g_pos = grad(z + drift, z_pos - drift, temperature)
       return drift + 1e-9 * (jnp.sum(g) + jnp.sum(g_pos)), None
 
     drift, _ = jax.lax.scan(step, jnp.zeros((), z.dtype), length=t.steps)
