@@ -197,14 +197,33 @@ def sharded(fn: Callable, grid_mesh: Mesh) -> Callable:
   )
 
 
+# Compiled grid programs of this process, by program key and input avals:
+# a second run of the same shapes (a resumed run, a notebook rerunning a
+# cell) reuses them instead of compiling again.
+_EXECUTABLES: dict = {}
+
+
+def clear_compiled() -> None:
+  """Forgets every compiled grid program of this process."""
+  _EXECUTABLES.clear()
+
+
 @dataclasses.dataclass
 class Program:
-  """A compiled grid program, compiled on first use and timed by chunk."""
+  """A grid program, compiled on first use (or reused) and timed by chunk.
+
+  Attributes:
+    name: label of its log lines and timings.
+    jitted: the jitted function.
+    steps: training steps per point, for the throughput.
+    key: what, besides its inputs' shapes, dtypes and shardings, identifies
+      the compiled program (static settings and devices).
+  """
 
   name: str
   jitted: Callable
   steps: int
-  static: dict = dataclasses.field(default_factory=dict)
+  key: tuple = ()
   compiled: Callable | None = None
   compile_s: float = 0.0
   run_s: float = 0.0
@@ -212,10 +231,19 @@ class Program:
 
   def __call__(self, *args):
     if self.compiled is None:
-      start = time.perf_counter()
-      self.compiled = self.jitted.lower(*args, **self.static).compile()
-      self.compile_s = time.perf_counter() - start
-      logging.info("%s: compiled in %.1fs", self.name, self.compile_s)
+      avals = tuple(
+        (a.shape, a.dtype, getattr(a, "sharding", None))
+        for a in jax.tree.leaves(args)
+      )
+      cache_key = (self.key, jax.tree.structure(args), avals)
+      self.compiled = _EXECUTABLES.get(cache_key) if self.key else None
+      if self.compiled is None:
+        start = time.perf_counter()
+        self.compiled = self.jitted.lower(*args).compile()
+        self.compile_s = time.perf_counter() - start
+        logging.info("%s: compiled in %.1fs", self.name, self.compile_s)
+        if self.key:
+          _EXECUTABLES[cache_key] = self.compiled
     start = time.perf_counter()
     out = jax.block_until_ready(self.compiled(*args))
     self.run_s += time.perf_counter() - start

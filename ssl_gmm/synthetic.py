@@ -180,6 +180,7 @@ def make_programs(
   (data keys, mixtures, p_same, coords, rows) for the baselines.
   """
   t = config.train
+  devices = tuple(d.id for d in grid_mesh.devices.flat)
   made = {}
   for method in config.methods:
     if method not in training.TRAINED_METHODS:
@@ -197,7 +198,10 @@ def make_programs(
       return jax.vmap(one)(init_keys, data_keys, mixtures, hyper, masks)
 
     made[method] = sweep.Program(
-      method, jax.jit(sweep.sharded(train_grid, grid_mesh)), t.steps
+      method,
+      jax.jit(sweep.sharded(train_grid, grid_mesh)),
+      t.steps,
+      key=("train", method, padding.k, t.steps, t.batch, t.sampler, devices),
     )
   if any(m in baselines.BASELINE_METHODS for m in config.methods):
     fit = functools.partial(
@@ -208,7 +212,10 @@ def make_programs(
       return fit(data_keys, mixtures, p_same, coords, rows)
 
     made["baselines"] = sweep.Program(
-      "baselines", jax.jit(sweep.sharded(baseline_grid, grid_mesh)), t.steps
+      "baselines",
+      jax.jit(sweep.sharded(baseline_grid, grid_mesh)),
+      t.steps,
+      key=("baselines", padding.k, t.steps, t.batch, devices),
     )
   return made
 

@@ -95,7 +95,7 @@ def test_both_samplers_reach_the_same_distances():
       hyper,
       method="infonce",
       k=2,
-      steps=400,
+      steps=300,
       batch=64,
       sampler=sampler,
     )

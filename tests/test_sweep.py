@@ -60,8 +60,10 @@ def assert_rows_match(rows, reference, atol=1e-4):
 
 @pytest.fixture(scope="module")
 def plain_run():
-  """One device, two points per chunk."""
-  return synthetic.run_grid(engine_config(width=2)).rows
+  """One device, two points per chunk: four chunks."""
+  rows = synthetic.run_grid(engine_config(width=2)).rows
+  assert len(by_point(rows)) == len(rows) == 4 * 8
+  return rows
 
 
 _SHARDED = """
@@ -77,6 +79,8 @@ json.dump(rows, open(sys.argv[1], "w"))
 
 
 def test_four_devices_compute_what_one_device_computes(plain_run, tmp_path):
+  # Two points per device: the plain run takes four chunks on one device,
+  # this one a single chunk over four devices.
   out = tmp_path / "rows.json"
   env = dict(os.environ)
   env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
@@ -89,11 +93,6 @@ def test_four_devices_compute_what_one_device_computes(plain_run, tmp_path):
     timeout=300,
   )
   assert_rows_match(json.loads(out.read_text()), plain_run)
-
-
-def test_a_chunked_run_matches_one_chunk(plain_run):
-  whole = synthetic.run_grid(engine_config(width=8)).rows
-  assert_rows_match(whole, plain_run)
 
 
 def test_an_interrupted_run_resumes_from_its_finished_chunks(
@@ -178,16 +177,15 @@ def test_the_chunk_count_follows_from_the_memory_budget(tmp_path):
 
 
 def test_the_engine_logs_one_line_per_chunk(tmp_path, caplog):
-  config = engine_config(width=3)
-  with config.unlocked():
-    config.methods = ("infonce",)
+  # The plain run's config and width: in a process that ran it, its
+  # compiled programs are reused.
   with caplog.at_level("INFO"):
-    synthetic.run_grid(config, tmp_path / "chunks")
+    synthetic.run_grid(engine_config(width=2), tmp_path / "chunks")
   lines = [r.getMessage() for r in caplog.records if "chunk " in r.getMessage()]
-  assert lines[0].startswith("anisotropy: chunk 1/3, 3/8 points, ")
-  assert lines[-1].startswith("anisotropy: chunk 3/3, 8/8 points, ")
+  assert lines[0].startswith("anisotropy: chunk 1/4, 2/8 points, ")
+  assert lines[-1].startswith("anisotropy: chunk 4/4, 8/8 points, ")
   assert all("points/s, ETA" in line for line in lines)
-  assert len(list((tmp_path / "chunks").glob("chunk-*.json"))) == 3
+  assert len(list((tmp_path / "chunks").glob("chunk-*.json"))) == 4
 
 
 def test_a_mixed_shape_grid_compiles_one_program_per_method(tmp_path):
@@ -195,12 +193,14 @@ def test_a_mixed_shape_grid_compiles_one_program_per_method(tmp_path):
 
   config = engine_config(width=8)
   with config.unlocked():
+    config.sweep.dim = (8,)
     config.sweep.k = (1, 2)
+  sweep.clear_compiled()
   with compilation.count_compilations() as compiled:
     rows = synthetic.run_grid(config).rows
   assert compiled["jit(train_grid)"] == 1
   assert compiled["jit(baseline_grid)"] == 1
-  assert len(rows) == 4 * 16
+  assert len(rows) == 4 * 8
   ranks = {(r["method"], r["k"]): r["rank"] for r in rows}
   assert ranks[("infonce", 1.0)] == 1 and ranks[("infonce", 2.0)] == 2
 
@@ -219,26 +219,26 @@ def test_padded_coordinates_and_components_are_inert_in_training():
   mask = sweep.encoder_masks([(6, 3, 2)], sweep.Padding(9, 5, 5, 4))[0]
   hyper = training.Hyper(*(jnp.float32(v) for v in (1e-2, 0.5, 1.0)))
   key = jax.random.PRNGKey(1)
-  for sampler in training.SAMPLERS:
-    for method in training.TRAINED_METHODS:
-      out = training.train(
-        key,
-        key,
-        padded,
-        hyper,
-        jnp.asarray(mask),
-        method=method,
-        k=4,
-        steps=30,
-        batch=16,
-        sampler=sampler,
-      )
-      encoder = np.asarray(out.encoder)
-      assert np.all(np.isfinite(encoder)) and not out.diverged
-      assert np.all(encoder[2:] == 0) and np.all(encoder[:, 6:] == 0)
-      assert np.any(encoder[:2, :6] != 0)
-      predictor = np.asarray(out.predictor)
-      assert np.all(predictor[2:] == 0) and np.all(predictor[:, 2:] == 0)
+  # SimSiam (encoder and predictor) drawing x, InfoNCE drawing embeddings.
+  for sampler, method in (("plain", "simsiam"), ("embedding", "infonce")):
+    out = training.train(
+      key,
+      key,
+      padded,
+      hyper,
+      jnp.asarray(mask),
+      method=method,
+      k=4,
+      steps=30,
+      batch=16,
+      sampler=sampler,
+    )
+    encoder = np.asarray(out.encoder)
+    assert np.all(np.isfinite(encoder)) and not out.diverged
+    assert np.all(encoder[2:] == 0) and np.all(encoder[:, 6:] == 0)
+    assert np.any(encoder[:2, :6] != 0)
+    predictor = np.asarray(out.predictor)
+    assert np.all(predictor[2:] == 0) and np.all(predictor[:, 2:] == 0)
 
 
 def test_padded_baselines_span_the_unpadded_ones():
@@ -277,18 +277,18 @@ def test_padded_baselines_span_the_unpadded_ones():
 def test_a_padded_grid_agrees_with_unpadded_runs_in_distribution():
   """Padding changes the random draws, not their law.
 
-  Each dim alone is one unpadded program; the two together are one padded
-  program. Over 6 seeds the mean distance of each dim agrees within three
-  standard errors of the difference.
+  d = 6 alone is one unpadded program; d = 6 and 10 together are one
+  program padded to 10. Over 6 seeds the mean distance at d = 6 agrees
+  within three standard errors of the difference.
   """
-  config = engine_config(width=None, steps=300, batch=64)
+  config = engine_config(width=None, steps=200, batch=64)
   with config.unlocked():
     config.seeds = 6
     config.methods = ("infonce",)
     config.sweep.anisotropy = (10.0,)
     config.sweep.dim = (6, 10)
   together = synthetic.run_grid(config).rows
-  for dim in (6, 10):
+  for dim in (6,):
     with config.unlocked():
       config.sweep.dim = (dim,)
     alone = [r["distance"] for r in synthetic.run_grid(config).rows]

@@ -24,6 +24,8 @@ def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   config.mixture.num_components = 4
   config.k = 3
   config.methods = common.UNIMODAL_METHODS
+  if profile == "smoke":  # What C1, C2 and C3 read, and one baseline more.
+    config.methods = ("infonce", "infonce_dot", "simsiam", "pca", "lda")
   config.claims = ("C1", "C2", "C3")
   sweeps = {
     "quick": np.logspace(0, 3, 7),
