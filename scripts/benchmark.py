@@ -497,26 +497,13 @@ def batch_workload(
   return record
 
 
-def grid_config(
-  seeds: int = 10,
-  anisotropies: int = 1000,
-  steps: int = 200,
-  batch: int = 64,
-  dim: int = 16,
-  chunk_width: int | None = None,
-  memory_budget_mib: int | None = None,
-) -> ml_collections.ConfigDict:
-  """grid10k's config: by default the chunk width is left to the engine's
-  memory budget."""
-  return engine_config(
-    seeds=seeds,
-    anisotropies=anisotropies,
-    steps=steps,
-    batch=batch,
-    dim=dim,
-    chunk_width=chunk_width,
-    memory_budget_mib=memory_budget_mib,
-  )
+# grid10k: the chunk width is left to the engine's memory budget.
+GRID10K = dict(seeds=10, anisotropies=1000, steps=200, batch=64, dim=16)
+
+
+def grid_config(**changes) -> ml_collections.ConfigDict:
+  """grid10k's config, with any of `engine_config`'s arguments changed."""
+  return engine_config(**{**GRID10K, **changes})
 
 
 def grid_workload(name: str, config: ml_collections.ConfigDict) -> dict:
