@@ -83,13 +83,7 @@ def fit_baselines(
     moments = baselines.moments_from_samples(
       pool.x, pool.labels, num_components, pool.x_pos, mask
     )
-    mixture = jax.tree.map(lambda a: a.astype(jnp.float64), mixture)
-    return {
-      "pca": baselines.pca_encoder(moments, k),
-      "whitened_pca": baselines.whitened_pca_encoder(moments, k),
-      "lda": baselines.lda_encoder(moments, k),
-      "oracle": baselines.oracle_encoder(mixture, k),
-    }
+    return baselines.fit_baselines(moments, mixture, k=k)
 
   with jax.enable_x64(True):
     fits = jax.jit(functools.partial(programs.map_points, one))(pools, mixtures)
