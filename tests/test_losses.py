@@ -1,11 +1,13 @@
 """Tests of ssl_gmm.losses against float64 NumPy references and closed forms.
 
 The references below (`_ref_*`) are written independently of the package, in
-float64 NumPy with a max-shifted logsumexp; the closed forms pin each loss's
-convention, and the fault kinds listed in the README each have a test.
+float64 NumPy (cross entropies with a max-shifted logsumexp, gradients of the
+non-cross-entropy losses by central differences); the closed forms pin each
+loss's convention, and the fault kinds listed in the README each have a test.
 """
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssl_gmm import losses
+from ssl_gmm import losses, train
 from ssl_gmm.train import TRAINED_METHODS, method_loss
 
 SIMILARITIES = ("cosine", "dot")
@@ -52,6 +54,54 @@ def _all_losses_and_grads(z, z_pos, temperature):
 
 
 SIMSIAM = jax.jit(losses.simsiam)
+
+# The four losses that are not cross entropies, in the argument order of
+# _new_losses: BYOL's predictions are p, p_pos and its targets z (for p_pos)
+# and z_pos (for p).
+NEW_LOSSES = ("spectral_contrastive", "barlow_twins", "vicreg", "byol")
+
+# The papers' weights (the defaults): Barlow Twins' off_diagonal_weight
+# lambda = 5e-3, VICReg's (lambda, mu, nu, epsilon) = (25, 25, 1, 1e-4).
+PAPER_WEIGHTS = (5e-3, (25.0, 25.0, 1.0, 1e-4))
+# Other weights, each distinct, so that a weight on the wrong term shows.
+OTHER_WEIGHTS = (0.7, (2.0, 3.0, 0.5, 1e-3))
+
+
+def _new_loss_fns(off_diagonal_weight, vicreg_weights):
+  """{"name": fn(z, z_pos, p, p_pos)} for NEW_LOSSES at the given weights."""
+  return {
+    "spectral_contrastive": lambda z, z_pos, p, p_pos: (
+      losses.spectral_contrastive(z, z_pos)
+    ),
+    "barlow_twins": lambda z, z_pos, p, p_pos: losses.barlow_twins(
+      z, z_pos, off_diagonal_weight
+    ),
+    "vicreg": lambda z, z_pos, p, p_pos: losses.vicreg(
+      z, z_pos, *vicreg_weights
+    ),
+    "byol": lambda z, z_pos, p, p_pos: losses.byol(p, p_pos, z, z_pos),
+  }
+
+
+# The new losses, compiled together: one program per input shape (the weights
+# are arguments, so changing them does not recompile). _new_losses gives
+# {"name": loss}; _new_losses_and_grads gives {"name": (loss, gradients in
+# (z, z_pos, p, p_pos))}.
+@jax.jit
+def _new_losses(z, z_pos, p, p_pos, off_diagonal_weight, vicreg_weights):
+  fns = _new_loss_fns(off_diagonal_weight, vicreg_weights)
+  return {name: fn(z, z_pos, p, p_pos) for name, fn in fns.items()}
+
+
+@jax.jit
+def _new_losses_and_grads(
+  z, z_pos, p, p_pos, off_diagonal_weight, vicreg_weights
+):
+  fns = _new_loss_fns(off_diagonal_weight, vicreg_weights)
+  return {
+    name: jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(z, z_pos, p, p_pos)
+    for name, fn in fns.items()
+  }
 
 
 # float64 NumPy references ----------------------------------------------------
@@ -112,6 +162,109 @@ def _ref_simsiam(p, p_pos, z, z_pos) -> float:
     return np.sum(_ref_unit(_f64(a)) * _ref_unit(_f64(b)), axis=1)
 
   return float(-0.5 * (np.mean(cos(p, z_pos)) + np.mean(cos(p_pos, z))))
+
+
+def _ref_spectral_contrastive(z, z_pos) -> float:
+  """HaoChen et al. 2021's -2 E[f(x)^T f(x+)] + E[(f(x)^T f(x'))^2] on a
+  batch, the pairs i != j as the negatives: a double loop."""
+  z, z_pos = _f64(z), _f64(z_pos)
+  n = z.shape[0]
+  positive = sum(z[i] @ z_pos[i] for i in range(n)) / n
+  negative = sum(
+    (z[i] @ z_pos[j]) ** 2 for i in range(n) for j in range(n) if i != j
+  )
+  return float(-2 * positive + negative / (n * (n - 1)))
+
+
+def _ref_barlow_twins(z, z_pos, off_diagonal_weight) -> float:
+  """Zbontar et al. 2021, as in facebookresearch/barlowtwins main.py:
+  c = bn(z1).T @ bn(z2) / n with BatchNorm1d(affine=False), i.e. columns
+  standardised with the population std (its eps of 1e-5 left out), then
+  sum (1 - c_ii)^2 + lambda sum_{i != j} c_ij^2."""
+
+  def standardize(a):
+    a = _f64(a)
+    return (a - a.mean(axis=0)) / a.std(axis=0)  # np.std: ddof=0
+
+  c = standardize(z).T @ standardize(z_pos) / z.shape[0]
+  off_diagonal = c[~np.eye(c.shape[0], dtype=bool)]
+  return float(
+    np.sum((np.diag(c) - 1) ** 2)
+    + off_diagonal_weight * np.sum(off_diagonal**2)
+  )
+
+
+def _ref_vicreg(z, z_pos, weights) -> float:
+  """Bardes et al. 2022, following facebookresearch/vicreg main_vicreg.py
+  (VICReg.forward); weights = (sim_coeff, std_coeff, cov_coeff, eps)."""
+  sim_coeff, std_coeff, cov_coeff, eps = weights
+  x, y = _f64(z), _f64(z_pos)
+  n, k = x.shape
+  repr_loss = np.mean((x - y) ** 2)  # F.mse_loss: mean over all entries
+  x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+  std_x = np.sqrt(x.var(axis=0, ddof=1) + eps)  # torch .var(): unbiased
+  std_y = np.sqrt(y.var(axis=0, ddof=1) + eps)
+  std_loss = (
+    np.mean(np.maximum(1 - std_x, 0)) / 2
+    + np.mean(np.maximum(1 - std_y, 0)) / 2
+  )
+  off = ~np.eye(k, dtype=bool)
+  cov_x, cov_y = x.T @ x / (n - 1), y.T @ y / (n - 1)
+  cov_loss = np.sum(cov_x[off] ** 2) / k + np.sum(cov_y[off] ** 2) / k
+  return float(
+    sim_coeff * repr_loss + std_coeff * std_loss + cov_coeff * cov_loss
+  )
+
+
+def _ref_byol(p, p_pos, target, target_pos) -> float:
+  """Grill et al. 2020, Eq. 2: |q^ - z^'|^2 per row of unit vectors (not
+  via 2 - 2 cos), averaged over rows; the mean (BYOL: the sum) of the two
+  directions, p against target_pos and p_pos against target."""
+
+  def normalized_mse(a, b):
+    diff = _ref_unit(_f64(a)) - _ref_unit(_f64(b))
+    return np.mean(np.sum(diff**2, axis=1))
+
+  return float(
+    0.5 * (normalized_mse(p, target_pos) + normalized_mse(p_pos, target))
+  )
+
+
+def _ref_new_loss_fns(weights) -> dict:
+  """{"name": float64 reference fn(z, z_pos, p, p_pos)} for NEW_LOSSES."""
+  off_diagonal_weight, vicreg_weights = weights
+  return {
+    "spectral_contrastive": lambda z, z_pos, p, p_pos: (
+      _ref_spectral_contrastive(z, z_pos)
+    ),
+    "barlow_twins": lambda z, z_pos, p, p_pos: _ref_barlow_twins(
+      z, z_pos, off_diagonal_weight
+    ),
+    "vicreg": lambda z, z_pos, p, p_pos: _ref_vicreg(z, z_pos, vicreg_weights),
+    "byol": lambda z, z_pos, p, p_pos: _ref_byol(p, p_pos, z, z_pos),
+  }
+
+
+def _ref_numerical_grads(fn, *args, step=1e-6):
+  """Central differences of a float64 reference fn(*args), entry by entry.
+
+  Truncation error ~step^2 times fn's third derivative, ~1e-12; rounding
+  ~1e-16 |fn| / step, under 1e-8 for the losses here.
+  """
+  args = [_f64(a).copy() for a in args]
+  grads = []
+  for arg in args:
+    grad = np.zeros_like(arg)
+    for index in np.ndindex(arg.shape):
+      value = arg[index]
+      arg[index] = value + step
+      up = fn(*args)
+      arg[index] = value - step
+      down = fn(*args)
+      arg[index] = value
+      grad[index] = (up - down) / (2 * step)
+    grads.append(grad)
+  return grads
 
 
 REFERENCES = {
@@ -432,27 +585,43 @@ def test_simsiam_zero_embeddings():
     assert np.all(np.isfinite(g))
 
 
+# The loss of a zero encoder, whose embeddings are all zero (n = 8, k = 3):
+# contrastive logits all equal give log n (log(2n - 1) for NT-Xent); the
+# other closed forms are those of test_new_losses_collapsed_embeddings.
+_ZERO_ENCODER_LOSS = {
+  "infonce": np.log(8),
+  "infonce_dot": np.log(8),
+  "infonce_mlp": np.log(8),
+  "ntxent": np.log(15),
+  "spectral": 0.0,
+  "barlow_twins": 3.0,  # k: every standardised column is zero.
+  "vicreg": 25.0 * (1.0 - np.sqrt(1e-4)),  # The variance hinge alone.
+  "byol": 2.0,  # Zero predictions and targets have cosine 0.
+  "simsiam": 0.0,  # Cosine 0 in both directions.
+}
+
+
 @pytest.mark.parametrize("method", sorted(TRAINED_METHODS))
 def test_zero_encoder_through_method_loss(method):
   k, dim, n = 3, 6, 8
   rng = np.random.default_rng(0)
   x, x_pos = rng.normal(size=(2, n, dim)).astype(np.float32)
+  params = train.init_params(jax.random.PRNGKey(0), k, dim, method)
+  # A zero encoder: every weight (and an MLP's every bias) zero.
   params = {
-    "encoder": jnp.zeros((k, dim), jnp.float32),
-    "predictor": jnp.eye(k, dtype=jnp.float32),
+    name: value if name == "predictor" else jax.tree.map(jnp.zeros_like, value)
+    for name, value in params.items()
   }
   value_and_grad = jax.value_and_grad(method_loss)
   loss, grads = jax.jit(value_and_grad, static_argnums=4)(
     params, x, x_pos, jnp.float32(0.1), method
   )
   assert np.isfinite(float(loss))
-  for name, g in grads.items():
-    assert g.shape == params[name].shape
-    assert np.all(np.isfinite(g)), name
-  if method != "simsiam":
-    # Closed form: A = 0 makes every embedding equal, all logits equal.
-    expected = np.log(2 * n - 1) if method == "ntxent" else np.log(n)
-    np.testing.assert_allclose(float(loss), expected, rtol=1e-6, atol=0)
+  for g in jax.tree.leaves(grads):
+    assert np.all(np.isfinite(g)), method
+  np.testing.assert_allclose(
+    float(loss), _ZERO_ENCODER_LOSS[method], rtol=1e-6, atol=1e-6
+  )
 
 
 # SimSiam's stop-gradient -----------------------------------------------------
@@ -526,3 +695,253 @@ def test_unknown_similarity_is_rejected(similarity):
     losses.similarity_logits(z, z, 1.0, similarity)
   with pytest.raises(ValueError, match=repr(similarity)):
     losses.infonce(z, z, 1.0, similarity)
+
+
+# Spectral contrastive, Barlow Twins, VICReg and BYOL -------------------------
+
+# Every float32 test below uses [8, 4] inputs, so _new_losses_and_grads
+# compiles once for them.
+NEW_SHAPE = (8, 4)
+
+# Columns 1-4 of the 8 x 8 Sylvester Hadamard matrix: entries +-1, so each
+# column has mean 0 and population variance 1, and the columns are orthogonal.
+_SYLVESTER_2 = np.array([[1, 1], [1, -1]])
+HADAMARD_8_4 = np.kron(np.kron(_SYLVESTER_2, _SYLVESTER_2), _SYLVESTER_2)[
+  :, 1:5
+].astype(np.float32)
+
+
+def _random_views(seed, n, k, dtype=np.float32):
+  """[n, k] z, z_pos (correlated) and predictions p, p_pos.
+
+  z's and z_pos's column scales run from 0.3 to 2, which puts VICReg's hinge
+  relu(1 - std) on both sides of its kink.
+  """
+  rng = np.random.default_rng(seed)
+  scale = np.linspace(0.3, 2.0, k)
+  z = rng.normal(size=(n, k)) * scale
+  z_pos = z + 0.5 * rng.normal(size=(n, k)) * scale
+  p, p_pos = rng.normal(size=(2, n, k))
+  return tuple(a.astype(dtype) for a in (z, z_pos, p, p_pos))
+
+
+def _new_f32(z, z_pos, p=None, p_pos=None, weights=PAPER_WEIGHTS):
+  """{"name": (loss, grads)} of the new losses on [8, 4] float32 inputs."""
+  p = z if p is None else p
+  p_pos = z_pos if p_pos is None else p_pos
+  args = [np.asarray(a, np.float32) for a in (z, z_pos, p, p_pos)]
+  assert args[0].shape == NEW_SHAPE
+  return _new_losses_and_grads(*args, *weights)
+
+
+@pytest.mark.parametrize("n, k", [(2, 1), (5, 3), (12, 4)])
+def test_new_losses_match_float64_reference(n, k):
+  views = _random_views(10 * n + k, n, k, np.float64)
+  for weights in (PAPER_WEIGHTS, OTHER_WEIGHTS):
+    with jax.enable_x64(True):
+      got = _new_losses(*map(jnp.asarray, views), *weights)
+      got = {name: np.asarray(value) for name, value in got.items()}
+    for name, reference in _ref_new_loss_fns(weights).items():
+      assert got[name].dtype == np.float64
+      # float64 reference (above); both sides compute in float64.
+      np.testing.assert_allclose(
+        got[name], reference(*views), rtol=1e-10, atol=1e-12, err_msg=name
+      )
+
+
+def test_new_loss_gradients_match_float64_reference():
+  views = _random_views(0, *NEW_SHAPE)
+  got = _new_f32(*views, weights=OTHER_WEIGHTS)
+  for name, reference in _ref_new_loss_fns(OTHER_WEIGHTS).items():
+    loss, grads = got[name]
+    # float64 reference (above) on the same float32 inputs: sums of float32
+    # products of size ~1-10 (spectral's two terms cancel), errors ~1e-6.
+    np.testing.assert_allclose(
+      float(loss), reference(*views), rtol=1e-5, atol=1e-5, err_msg=name
+    )
+    # Central differences of the float64 reference (above) in the arguments
+    # that carry the gradient: z, z_pos, or BYOL's predictions p, p_pos (its
+    # targets z, z_pos are stop-gradient, tested below).
+    wrt = (2, 3) if name == "byol" else (0, 1)
+
+    def moved(a, b, wrt=wrt, reference=reference):
+      args = list(views)
+      args[wrt[0]], args[wrt[1]] = a, b
+      return reference(*args)
+
+    expected = _ref_numerical_grads(moved, *(views[i] for i in wrt))
+    scale = max(np.abs(e).max() for e in expected)
+    assert scale > 1e-2, name  # a gradient that is not zero
+    for i, e in zip(wrt, expected):
+      # float32 rounding through a few matrix products and the
+      # standardisations (observed <~4e-7 of the largest entry): 1e-5 of it.
+      np.testing.assert_allclose(
+        grads[i], e, rtol=1e-4, atol=1e-5 * scale, err_msg=name
+      )
+
+
+def test_new_loss_defaults_are_the_papers_weights():
+  # The papers' weights (PAPER_WEIGHTS, above); the closed forms below use
+  # them as well. Barlow Twins' official code defaults to 0.0051.
+  off_diagonal_weight, (invariance, variance, covariance, eps) = PAPER_WEIGHTS
+  defaults = {
+    "barlow_twins": {"off_diagonal_weight": off_diagonal_weight},
+    "vicreg": {
+      "invariance_weight": invariance,
+      "variance_weight": variance,
+      "covariance_weight": covariance,
+      "eps": eps,
+    },
+  }
+  for name, expected in defaults.items():
+    parameters = inspect.signature(getattr(losses, name)).parameters
+    assert {key: parameters[key].default for key in expected} == expected
+
+
+def test_spectral_contrastive_closed_forms():
+  rng = np.random.default_rng(7)
+  v = rng.normal(size=4).astype(np.float32)
+  rows = np.tile(v, (8, 1))
+  squared = float(np.sum(_f64(v) ** 2))
+  loss, _ = _new_f32(rows, rows)["spectral_contrastive"]
+  # Closed form: every row of both views is v, so every product is |v|^2:
+  # -2 |v|^2 + |v|^4.
+  np.testing.assert_allclose(
+    float(loss), -2 * squared + squared**2, rtol=1e-5, atol=1e-6
+  )
+  # Closed form: rows e_(i mod 4), so each basis vector is in the batch
+  # twice; z_i . z_pos_j is 1 for j = i and for the one j != i with the same
+  # basis vector, else 0: -2 + n / (n (n - 1)) = -2 + 1/7. Counting i = j
+  # among the negatives would give -2 + 16/56; dividing by n^2, -2 + 8/64.
+  basis = np.tile(np.eye(4, dtype=np.float32), (2, 1))
+  loss, _ = _new_f32(basis, basis)["spectral_contrastive"]
+  np.testing.assert_allclose(float(loss), -2 + 1 / 7, rtol=1e-6, atol=0)
+
+
+def test_barlow_twins_closed_forms():
+  h = HADAMARD_8_4
+
+  def barlow(z_pos, weights=PAPER_WEIGHTS):
+    return float(_new_f32(h, z_pos, weights=weights)["barlow_twins"][0])
+
+  # Closed form: h's columns are standardised and orthogonal, so C = I and
+  # the loss is 0 (the unbiased std would give C = 7/8 I, loss 4/64).
+  np.testing.assert_allclose(barlow(h), 0.0, rtol=0, atol=1e-6)
+  # Closed form: standardising removes a positive scale and a shift per
+  # column, so C = I again.
+  shifted = 3 * h + np.arange(1, 5, dtype=np.float32)
+  np.testing.assert_allclose(barlow(shifted), 0.0, rtol=0, atol=1e-5)
+  # Closed form: z_pos = -z gives C = -I, (1 - (-1))^2 per column: 4k = 16.
+  np.testing.assert_allclose(barlow(-h), 16.0, rtol=1e-6, atol=0)
+  # Closed form: swapping z_pos's first two columns makes C_00 = C_11 = 0 and
+  # C_01 = C_10 = 1: 2 + 2 lambda, for the papers' 5e-3 and for 0.7.
+  swapped = h[:, [1, 0, 2, 3]]
+  for weights in (PAPER_WEIGHTS, OTHER_WEIGHTS):
+    np.testing.assert_allclose(
+      barlow(swapped, weights), 2 + 2 * weights[0], rtol=1e-6, atol=0
+    )
+
+
+def test_vicreg_closed_forms():
+  h = 2 * HADAMARD_8_4  # unbiased variance 4 * 8/7 per column: std > 1
+
+  def vicreg(z, z_pos):
+    return float(_new_f32(z, z_pos)["vicreg"][0])
+
+  # Closed form: z == z_pos (invariance 0), every std above 1 (variance 0),
+  # columns orthogonal (covariance 0): 0.
+  np.testing.assert_allclose(vicreg(h, h), 0.0, rtol=0, atol=1e-6)
+  # Closed form: z_pos = z + 1 adds (z - z_pos)^2 = 1 to every entry and
+  # changes neither view's covariance: invariance weight 25 times 1.
+  np.testing.assert_allclose(vicreg(h, h + 1), 25.0, rtol=1e-6, atol=0)
+  # Closed form: repeating column 0 in column 1 puts the unbiased variance
+  # 32/7 at C_01 = C_10 of each view's covariance: 2 (32/7)^2 / k per view,
+  # k = 4, summed over the two views, weight 1: (32/7)^2. (A biased
+  # covariance would give 16, and no division by k 4 (32/7)^2.)
+  repeated = h[:, [0, 0, 2, 3]]
+  np.testing.assert_allclose(
+    vicreg(repeated, repeated), (32 / 7) ** 2, rtol=1e-6, atol=0
+  )
+
+
+@pytest.mark.parametrize("kind", ["zeros", "constant rows", "constant column"])
+def test_new_losses_collapsed_embeddings(kind):
+  n, k = NEW_SHAPE
+  v = np.zeros(k) if kind == "zeros" else np.array([0.3, -1.2, 0.7, 2.0])
+  z = z_pos = np.tile(v, (n, 1)).astype(np.float32)
+  if kind == "constant column":
+    rng = np.random.default_rng(3)
+    z, z_pos = rng.normal(size=(2, n, k)).astype(np.float32)
+    z[:, 0] = 0.3
+  # BYOL on the same embeddings: predictions z_pos, z for targets z, z_pos.
+  got = _new_f32(z, z_pos, z_pos, z)
+  for name in NEW_LOSSES:
+    loss, grads = got[name]
+    assert np.isfinite(float(loss)), name
+    for g in grads:
+      assert np.all(np.isfinite(g)), name
+  if kind == "constant column":
+    return
+  squared = float(np.sum(v**2))
+  # Closed forms, every row of both views v: spectral -2 |v|^2 + |v|^4;
+  # Barlow Twins C = 0, so k (float32 column means of a constant may round,
+  # leaving centred values ~1e-7 that the variance floor 1e-8 scales to
+  # ~1e-3: C ~ 1e-6); VICReg invariance and covariance 0 and every std
+  # sqrt(eps): 25 (1 - 1e-2); BYOL 0, or 2 for zeros (normalised to zero:
+  # cos = 0).
+  expected = {
+    "spectral_contrastive": -2 * squared + squared**2,
+    "barlow_twins": float(k),
+    "vicreg": 25 * (1 - 1e-2),
+    "byol": 2.0 if kind == "zeros" else 0.0,
+  }
+  for name, value in expected.items():
+    np.testing.assert_allclose(
+      float(got[name][0]), value, rtol=1e-6, atol=1e-4, err_msg=name
+    )
+
+
+def test_byol_stop_gradient():
+  rng = np.random.default_rng(11)
+  target, target_pos, p, p_pos = rng.normal(size=(4, *NEW_SHAPE))
+  _, grads = _new_f32(target, target_pos, p, p_pos)["byol"]
+  g_target, g_target_pos, g_p, g_p_pos = map(np.asarray, grads)
+  # The targets get exactly no gradient (jax.lax.stop_gradient).
+  np.testing.assert_array_equal(g_target, 0.0)
+  np.testing.assert_array_equal(g_target_pos, 0.0)
+  # The predictions do, as the float64 reference says: the mean over the two
+  # directions of mean_i (2 - 2 cos(p_i, t_i)) has gradient
+  # -(t^ - p^ (p^ . t^)) / (n |p|) in p_i.
+  n = p.shape[0]
+  for pred, tgt, got in ((p, target_pos, g_p), (p_pos, target, g_p_pos)):
+    expected = -_ref_unit_backward(_f64(pred), _ref_unit(_f64(tgt))) / n
+    assert np.abs(expected).max() > 1e-2  # a gradient that is not zero
+    # float32 cosines: errors ~1e-7 relative to entries of size ~0.1.
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_byol_closed_forms():
+  rng = np.random.default_rng(12)
+  p, p_pos = rng.normal(size=(2, *NEW_SHAPE)).astype(np.float32)
+
+  def byol(target, target_pos):
+    return float(_new_f32(target, target_pos, p, p_pos)["byol"][0])
+
+  # Closed form: each prediction equals its target, cos = 1: loss 0.
+  np.testing.assert_allclose(byol(p_pos, p), 0.0, rtol=0, atol=1e-6)
+  # Closed form: cosine ignores positive scale, so 3 * target still gives 0.
+  np.testing.assert_allclose(byol(3 * p_pos, 3 * p), 0.0, rtol=0, atol=1e-6)
+  # Closed form: opposite targets, cos = -1: 2 + 2 = 4 (the sum of the two
+  # directions, BYOL's own convention, would be 8).
+  np.testing.assert_allclose(byol(-p_pos, -p), 4.0, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("name", ["spectral_contrastive", "vicreg"])
+def test_needs_two_pairs(name):
+  z = jnp.ones((1, 3))
+  loss = getattr(losses, name)
+  with pytest.raises(ValueError, match="n=1"):
+    loss(z, z)
+  # Shapes are static, so the check also fires when tracing under jit.
+  with pytest.raises(ValueError, match="n=1"):
+    jax.jit(loss)(z, z)
