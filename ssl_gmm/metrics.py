@@ -151,7 +151,11 @@ def embed(encoder: np.ndarray, x: np.ndarray, cosine: bool) -> np.ndarray:
 
   L2-normalised when the loss compares embeddings by cosine, raw otherwise.
   """
-  z = x @ encoder.T
+  return as_loss_sees(x @ encoder.T, cosine)
+
+
+def as_loss_sees(z: np.ndarray, cosine: bool) -> np.ndarray:
+  """[n, k] embeddings L2-normalised for a cosine loss, raw otherwise."""
   if cosine:
     z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
   return z

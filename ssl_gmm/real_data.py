@@ -79,7 +79,7 @@ LOADERS = {
   "breast_cancer": datasets.load_breast_cancer,
 }
 BASELINES = ("lda", "pca", "whitened_pca")
-METHODS = ("infonce", "ntxent", "simsiam", *BASELINES)
+METHODS = ("infonce", "infonce_mlp", "ntxent", "simsiam", *BASELINES)
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -457,7 +457,8 @@ def train_methods(
 
   Returns:
     outputs: method -> {"encoder": [P, k, D] (zero on padded columns),
-      "diverged": [P], "final_loss": [P] (trained methods only)}.
+      "diverged": [P], "final_loss": [P] (trained methods only), "network":
+      an MLP's stacked parameters (`_mlp` methods only)}.
     timings: program label -> {"compile_s", "run_s", "steps_per_s"}.
   """
   t = config.train
@@ -466,12 +467,19 @@ def train_methods(
   widths = np.array([len(s.features) for s in data.splits])[data.grid.seed]
   mask = np.arange(data.dim) < widths[:, None, None]  # [P, 1, D]
   outputs, timings = {}, {}
+  mlp = synthetic.mlp_shape(config)
   for method in [m for m in config.methods if m in training.TRAINED_METHODS]:
     name = f"{method} ({data.name})"
+    args = (data.keys.init, data.keys.data, data.sources, hyper)
+    if training.is_mlp(method):
+      # The MLP sees a data set's padded columns masked out; a linear
+      # encoder's are zeroed below (its initial scale stays 1 / D).
+      masks = np.broadcast_to(mask, (len(mask), data.k, data.dim))
+      args += (jnp.asarray(masks, jnp.float32),)
     trained, timings[name] = programs.compile_and_run(
       training.train_grid,
-      (data.keys.init, data.keys.data, data.sources, hyper),
-      dict(static, method=method, draw=draw),
+      args,
+      dict(static, method=method, draw=draw, mlp=mlp),
       name,
       t.steps,
     )
@@ -480,6 +488,8 @@ def train_methods(
       "diverged": np.asarray(trained.diverged),
       "final_loss": np.asarray(trained.final_loss, np.float64),
     }
+    if training.is_mlp(method):
+      outputs[method]["network"] = jax.tree.map(np.asarray, trained.network)
   wanted = [m for m in config.methods if m in BASELINES]
   if wanted:
     outputs.update(_fit_baselines(data, hyper, static, wanted, timings))
@@ -539,7 +549,13 @@ def evaluate(
       else:
         row.update({n: float(v[p]) for n, v in found.items() if n != "rank"})
         row["rank"] = int(found["rank"][p])
-        row.update(_downstream(method, out["encoder"][p], data, s)._asdict())
+        network = None
+        if "network" in out:
+          network = jax.tree.map(lambda a, p=p: a[p], out["network"])
+        scores = _downstream(
+          method, out["encoder"][p], data, s, network, config
+        )
+        row.update(scores._asdict())
       row["diverged"] = bool(out["diverged"][p])
       if "final_loss" in out:
         row["final_loss"] = float(out["final_loss"][p])
@@ -548,16 +564,43 @@ def evaluate(
 
 
 def _downstream(
-  method: str, encoder: np.ndarray, data: Dataset, seed: int
+  method: str,
+  encoder: np.ndarray,
+  data: Dataset,
+  seed: int,
+  network=None,
+  config: ml_collections.ConfigDict | None = None,
 ) -> metrics.Downstream:
-  """Held-out scores of a [k, D] encoder, class means from training rows."""
+  """Held-out scores of a [k, D] encoder, class means from training rows.
+
+  An MLP (`network`, its parameters) is scored on its own embedding.
+  """
   split = data.splits[seed]
-  encoder = encoder[:, : split.x_train.shape[1]]
   cosine = synthetic.is_cosine(method)
+  if network is None:
+    encoder = encoder[:, : split.x_train.shape[1]]
+    fit = metrics.embed(encoder, split.x_train, cosine)
+    test = metrics.embed(encoder, split.x_test, cosine)
+  else:
+    mlp = synthetic.mlp_shape(config)
+    fit, test = (
+      metrics.as_loss_sees(
+        np.asarray(
+          training.embed_networks(
+            jax.tree.map(lambda a: a[None], network),
+            jnp.asarray(x[None], jnp.float32),
+            mlp=mlp,
+          )[0],
+          np.float64,
+        ),
+        cosine,
+      )
+      for x in (split.x_train, split.x_test)
+    )
   return metrics.downstream(
-    embed_fit=metrics.embed(encoder, split.x_train, cosine),
+    embed_fit=fit,
     labels_fit=split.y_train,
-    embed_test=metrics.embed(encoder, split.x_test, cosine),
+    embed_test=test,
     labels_test=split.y_test,
     num_components=data.num_classes,
     seed=int(seed),

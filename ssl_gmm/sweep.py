@@ -123,7 +123,13 @@ def encoder_masks(
 
 
 def point_bytes(
-  method: str, batch: int, dim: int, k: int, steps: int, sampler: str
+  method: str,
+  batch: int,
+  dim: int,
+  k: int,
+  steps: int,
+  sampler: str,
+  mlp: tuple[int, int] | None = None,
 ) -> int:
   """Bytes one grid point holds while one training step runs.
 
@@ -132,13 +138,20 @@ def point_bytes(
   their softmax and gradient ([2n, 2n] for NT-Xent), four copies of the
   parameters for Adam (parameters, gradient, two moments) and the loss
   trace; everything float32, and every array doubled for the backward
-  pass's residuals.
+  pass's residuals. An MLP encoder (`mlp` = (width, depth)) adds its
+  weights and, for both views, every hidden layer's input and output.
   """
   width = k if sampler == "embedding" else dim
   samples = 2 * batch * width + 2 * batch * k
   side = 2 * batch if method == "ntxent" else batch
   logits = 3 * side * side
-  params = 4 * (k * dim + k * k)
+  weights = k * dim
+  if mlp is not None:
+    hidden, depth = mlp
+    if depth > 0:
+      weights = dim * hidden + (depth - 1) * hidden * hidden + hidden * k
+      samples += 2 * 2 * batch * hidden * depth
+  params = 4 * (weights + k * k)
   return 2 * _FLOAT * (samples + logits + params) + _FLOAT * steps
 
 

@@ -180,6 +180,7 @@ def make_programs(
   (data keys, mixtures, p_same, coords, rows) for the baselines.
   """
   t = config.train
+  mlp = mlp_shape(config)
   devices = tuple(d.id for d in grid_mesh.devices.flat)
   made = {}
   for method in config.methods:
@@ -192,6 +193,7 @@ def make_programs(
       steps=t.steps,
       batch=t.batch,
       sampler=t.sampler,
+      mlp=mlp,
     )
 
     def train_grid(init_keys, data_keys, mixtures, hyper, masks, one=one):
@@ -201,7 +203,8 @@ def make_programs(
       method,
       jax.jit(sweep.sharded(train_grid, grid_mesh)),
       t.steps,
-      key=("train", method, padding.k, t.steps, t.batch, t.sampler, devices),
+      key=("train", method, padding.k, t.steps, t.batch, t.sampler, mlp)
+      + devices,
     )
   if any(m in baselines.BASELINE_METHODS for m in config.methods):
     fit = functools.partial(
@@ -220,6 +223,10 @@ def make_programs(
   return made
 
 
+def mlp_shape(config: ml_collections.ConfigDict) -> training.MLPShape:
+  return training.MLPShape(config.mlp.width, config.mlp.depth)
+
+
 def train_chunk(
   config: ml_collections.ConfigDict,
   grid_programs: dict[str, sweep.Program],
@@ -233,7 +240,8 @@ def train_chunk(
 
   Returns:
     method -> {"encoder": [W, k, d] float64 (padded), "diverged": [W],
-      "final_loss": [W] (trained methods only)}.
+      "final_loss": [W] (trained methods only), "network": the stacked
+      parameters of an MLP (`_mlp` methods only)}.
   """
   hyper = training.Hyper(
     learning_rate=settings["learning_rate"],
@@ -252,6 +260,8 @@ def train_chunk(
       "diverged": np.asarray(trained.diverged),
       "final_loss": np.asarray(trained.final_loss, np.float64),
     }
+    if training.is_mlp(method):
+      outputs[method]["network"] = jax.tree.map(np.asarray, trained.network)
   wanted = [m for m in config.methods if m in baselines.BASELINE_METHODS]
   if wanted:
     coords, rows = masks.max(axis=1), masks.max(axis=2)
@@ -324,6 +334,15 @@ def evaluate(
       )
       for method, out in outputs.items()
     }
+  embedded = {}
+  if config.downstream:
+    for method, out in outputs.items():
+      if "network" in out:
+        k = out["encoder"].shape[1]
+        z = training.embed_networks(
+          out["network"], held_out[0], mlp=mlp_shape(config)
+        )
+        embedded[method] = np.asarray(z, np.float64)[..., :k]
   rows = []
   for method in config.methods:
     out, found = outputs[method], measured[method]
@@ -344,6 +363,7 @@ def evaluate(
           *(a[p] for a in held_out),
           np.asarray(mixtures.weights[p]),
           seed=int(grid.seed[p]),
+          embedded=embedded[method][p] if method in embedded else None,
         )
         row.update(scores._asdict())
       row["diverged"] = diverged
@@ -361,16 +381,21 @@ def downstream(
   labels: np.ndarray,
   weights: np.ndarray,
   seed: int,
+  embedded: np.ndarray | None = None,
 ) -> metrics.Downstream:
   """Scores of an encoder (None: diverged, chance) on held-out samples.
 
   The first half of x fits the nearest-mean classifier's class means; the
-  second half is classified and clustered.
+  second half is classified and clustered. `embedded`, when given, is the
+  encoder's own (nonlinear) embedding of x, used instead of x A^T.
   """
   if encoder is None:
     return metrics.chance_downstream(weights)
   n_fit = x.shape[0] // 2
-  z = metrics.embed(encoder, x, cosine)
+  if embedded is None:
+    z = metrics.embed(encoder, x, cosine)
+  else:
+    z = metrics.as_loss_sees(embedded, cosine)
   return metrics.downstream(
     z[:n_fit],
     labels[:n_fit],
@@ -456,12 +481,25 @@ def chunk_width(
     return config.engine.chunk_width
   t = config.train
   trained = [m for m in config.methods if m in training.TRAINED_METHODS]
+  mlp = tuple(mlp_shape(config))
   per_point = max(
-    sweep.point_bytes(m, t.batch, padding.dim, padding.k, t.steps, t.sampler)
+    sweep.point_bytes(
+      m,
+      t.batch,
+      padding.dim,
+      padding.k,
+      t.steps,
+      t.sampler,
+      mlp if training.is_mlp(m) else None,
+    )
     for m in trained or ["infonce"]
   )
   budget = int(config.engine.memory_budget_mib * 2**20)
   return sweep.chunk_width(budget, per_point, points)
+
+
+def _take(index: np.ndarray, a: np.ndarray) -> np.ndarray:
+  return a[index]
 
 
 def run_grid(
@@ -500,7 +538,11 @@ def run_grid(
       mixtures = Mixture(*(a[position[points]] for a in own[shape]))
       unpadded = {
         method: {
-          name: (v[picked][:, :k, :dim] if name == "encoder" else v[picked])
+          name: (
+            v[picked][:, :k, :dim]
+            if name == "encoder"
+            else jax.tree.map(functools.partial(_take, picked), v)
+          )
           for name, v in out.items()
         }
         for method, out in outputs.items()

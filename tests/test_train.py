@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from ssl_gmm import compilation, metrics, programs, subspace, train
@@ -27,7 +28,9 @@ def _hyper(n, learning_rate=1e-2, temperature=0.5, p_same=1.0):
   return train.Hyper(full(learning_rate), full(temperature), full(p_same))
 
 
-@pytest.mark.parametrize("method", sorted(train.TRAINED_METHODS))
+# One method per way of training: contrastive logits, a predictor with an
+# EMA target (BYOL), a non-contrastive loss, an MLP encoder.
+@pytest.mark.parametrize("method", ["ntxent", "byol", "vicreg", "infonce_mlp"])
 def test_one_compilation_for_a_sweep_of_traced_values(method):
   # Recompilation: swept values are traced arrays, so new values of anisotropy,
   # temperature, learning rate and p_same reuse the compiled program.
@@ -110,3 +113,43 @@ def test_infonce_moves_the_encoder_into_the_fisher_subspace():
     )
   assert before > 0.8  # A random 2-plane in R^8 is far from F.
   assert after < 0.3
+
+
+def test_byol_steps_against_a_hand_written_loop():
+  # Two steps of BYOL (plain sampler) redone by hand: the target starts as
+  # the encoder, and after each Adam step becomes
+  # decay * target + (1 - decay) * encoder (Grill et al. 2020, eq. 1).
+  # The final loss of a 2-step run is the loss of step 1, whose targets
+  # come from that updated target.
+  keys, mixtures = _grid([20.0])
+  mixture = jax.tree.map(lambda a: a[0], mixtures)
+  hyper = train.Hyper(*(jnp.float32(v) for v in (5e-2, 0.5, 1.0)))
+  k, batch = 2, 16
+  trained = train.train(
+    keys[0], keys[0], mixture, hyper, method="byol", k=k, steps=2, batch=batch
+  )
+  params = train.init_params(keys[0], k, 8, "byol")
+  optimizer = optax.adam(5e-2)
+  state = optimizer.init(params)
+
+  def loss(params, target, t):
+    x, x_pos = train.mixture_pairs(
+      jax.random.fold_in(keys[0], t), mixture, batch, 1.0
+    )
+    return train.method_loss(
+      {**params, "target": target}, x, x_pos, hyper.temperature, "byol"
+    )
+
+  target = params["encoder"]
+  grads = jax.grad(loss)(params, target, 0)
+  updates, state = optimizer.update(grads, state, params)
+  params = optax.apply_updates(params, updates)
+  decay = train.EMA_DECAY
+  target = decay * target + (1 - decay) * params["encoder"]
+  np.testing.assert_allclose(
+    trained.final_loss, loss(params, target, 1), rtol=1e-5
+  )
+  # The target moved: with the encoder itself as target the loss differs.
+  assert (
+    abs(float(loss(params, params["encoder"], 1)) - trained.final_loss) > 1e-6
+  )

@@ -17,11 +17,17 @@ UNIMODAL_METHODS = (
   "infonce_dot",
   "ntxent",
   "simsiam",
+  "spectral",
+  "barlow_twins",
+  "vicreg",
+  "byol",
   "pca",
   "whitened_pca",
   "lda",
   "oracle",
 )
+# The objectives beyond the paper's, trained where every objective is.
+NEW_OBJECTIVES = ("spectral", "barlow_twins", "vicreg", "byol")
 
 
 def quick_methods(profile: str, kept: tuple[str, ...]) -> tuple[str, ...]:
@@ -82,6 +88,11 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   # per sample instead of d.
   config.train.sampler = "embedding"
 
+  # The encoder of the `_mlp` methods: hidden GELU layers of this width.
+  config.mlp = ml_collections.ConfigDict()
+  config.mlp.width = 64
+  config.mlp.depth = 2
+
   # The sweep engine: points per device in one chunk (None: as many as fit
   # the memory budget, from the arithmetic of one training step).
   config.engine = ml_collections.ConfigDict()
@@ -107,7 +118,8 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
   config.claims = ()
 
   config.figure = ml_collections.ConfigDict()
-  # "sweep": lines over x; "bars": per group; "heatmap": over x and y.
+  # "sweep": lines over x; "bars": per group; "heatmap": over x and y;
+  # "ranking": methods ranked by the first metric.
   config.figure.kind = "sweep"
   config.figure.x = ""
   config.figure.y = ""

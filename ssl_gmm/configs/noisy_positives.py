@@ -11,9 +11,11 @@ Run:
 Expected: down to p_same = 0.25 InfoNCE's fisher_ratio stays within 0.05 of
 LDA's; at p_same = 0 positives are independent of anchors and every method
 that learns from pairs is at chance (distance >= 0.8). The anisotropy-1000
-rows are findings. whitened_pca's estimate of Sigma absorbs (1 - p_same)
-S_B, which leaves its generalised eigenvectors unchanged (see
-ssl_gmm/baselines.py), so it should recover F at every p_same > 0.
+rows are findings, as are the rows of the objectives beyond the paper's
+(spectral contrastive, Barlow Twins, VICReg, BYOL). whitened_pca's
+estimate of Sigma absorbs (1 - p_same) S_B, which leaves its generalised
+eigenvectors unchanged (see ssl_gmm/baselines.py), so it should recover F
+at every p_same > 0.
 """
 
 import ml_collections
@@ -24,7 +26,9 @@ from ssl_gmm.configs import common
 def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   config = common.base_config("noisy_positives", profile)
   config.k = 3
-  config.methods = common.quick_methods(profile, ("infonce", "ntxent"))
+  config.methods = common.quick_methods(
+    profile, ("infonce", "ntxent", *common.NEW_OBJECTIVES)
+  )
   config.claims = ("C5",)
   p_same = {
     "quick": (1.0, 0.75, 0.5, 0.25, 0.0),
