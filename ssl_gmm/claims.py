@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 import ml_collections
 import numpy as np
 
+from ssl_gmm.train import TRAINED_METHODS
+
 Rows = Sequence[dict]
 
 
@@ -310,11 +312,143 @@ def claim_phase(rows: Rows, config: ml_collections.ConfigDict) -> dict:
   return _verdict("phase", holds, detail)
 
 
+def _ranked(rows: Rows, methods: Sequence[str]) -> list[tuple[str, dict]]:
+  """(method, mean distance, fisher_ratio and accuracy) by distance."""
+  means = []
+  for method in methods:
+    mine = select(rows, method=method)
+    if mine:
+      columns = ("distance", "fisher_ratio", "accuracy")
+      means.append(
+        (method, {c: mean(mine, c) for c in columns if c in mine[0]})
+      )
+  return sorted(means, key=lambda entry: entry[1]["distance"])
+
+
+def claim_objectives(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """Every trained objective with a linear encoder meets C1's thresholds."""
+  t = config.thresholds
+  linear = [
+    m
+    for m in config.methods
+    if m in TRAINED_METHODS and TRAINED_METHODS[m].encoder == "linear"
+  ]
+  failing = [m for m in linear if not _meets_c1(select(rows, method=m), t)[0]]
+  ranking = "; ".join(
+    f"{i}. {method} {m['distance']:.3f} / {m['fisher_ratio']:.3f}"
+    + (f" / {m['accuracy']:.3f}" if "accuracy" in m else "")
+    for i, (method, m) in enumerate(_ranked(rows, config.methods), 1)
+  )
+  detail = (
+    f"needs every linear objective at distance <= {t.distance_max} and "
+    f"fisher_ratio >= {t.fisher_ratio_min}; "
+    + (f"not met by {', '.join(failing)}" if failing else "all meet them")
+    + f". Ranked by distance (distance / fisher_ratio / accuracy): {ranking}."
+  )
+  return _verdict("objectives", not failing, detail, failing=failing)
+
+
+def claim_mlp(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """InfoNCE with an MLP encoder recovers F, as accurate as the linear one."""
+  t = config.thresholds
+  mlp = select(rows, method="infonce_mlp")
+  holds, distance, ratio = _meets_c1(mlp, t)
+  accuracy = mean(mlp, "accuracy")
+  linear = mean(select(rows, method="infonce"), "accuracy")
+  holds = holds and accuracy >= linear - t.accuracy_margin
+  detail = (
+    f"infonce_mlp's effective encoder: distance {distance:.3f} (needs <= "
+    f"{t.distance_max}), fisher_ratio {ratio:.3f} (needs >= "
+    f"{t.fisher_ratio_min}); held-out accuracy {accuracy:.3f} against "
+    f"linear infonce's {linear:.3f} (needs >= linear - {t.accuracy_margin})."
+  )
+  return _verdict(
+    "mlp",
+    holds,
+    detail,
+    distance=distance,
+    fisher_ratio=ratio,
+    accuracy=accuracy,
+    linear_accuracy=linear,
+  )
+
+
+def _accuracies(rows: Rows, method: str) -> dict[float, tuple[float, float]]:
+  """Per anisotropy, the method's mean qda_accuracy and bayes_accuracy."""
+  mine = select(rows, method=method)
+  values = sorted({float(r["anisotropy"]) for r in mine})
+  return {
+    v: (
+      mean(select(mine, anisotropy=v), "qda_accuracy"),
+      mean(select(mine, anisotropy=v), "bayes_accuracy"),
+    )
+    for v in values
+  }
+
+
+def claim_hetero_lda_gap(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """At the largest anisotropy, LDA's subspace is not Bayes-sufficient.
+
+  Holds when lda's mean qda_accuracy trails the mean bayes_accuracy by at
+  least lda_gap_min there; the detail gives the gap at every anisotropy,
+  and the oracle's (the exact pooled F) when it ran.
+  """
+  floor = config.thresholds.lda_gap_min
+  found = _accuracies(rows, "lda")
+  top = max(found)
+  qda, bayes = found[top]
+  gap = bayes - qda
+  detail = (
+    f"at anisotropy {top:g}: lda qda_accuracy {qda:.3f}, bayes_accuracy "
+    f"{bayes:.3f}, gap {gap:.3f} (needs >= {floor}). Gap at anisotropy "
+    + ", ".join(f"{v:g}: {b - q:.3f}" for v, (q, b) in found.items())
+  )
+  oracle = _accuracies(rows, "oracle")
+  if top in oracle:
+    detail += f"; oracle qda_accuracy at {top:g}: {oracle[top][0]:.3f}"
+  return _verdict(
+    "hetero_lda_gap", gap >= floor, detail + ".", gap=gap, anisotropy=top
+  )
+
+
+def claim_hetero_infonce(rows: Rows, config: ml_collections.ConfigDict) -> dict:
+  """InfoNCE's qda_accuracy is within accuracy_margin of LDA's, or above.
+
+  Checked at every anisotropy; the detail says where InfoNCE beats or
+  trails LDA, beside the Bayes ceiling.
+  """
+  margin = config.thresholds.accuracy_margin
+  ours, lda = _accuracies(rows, "infonce"), _accuracies(rows, "lda")
+  parts, failed = [], []
+  for v, (qda, bayes) in ours.items():
+    theirs = lda[v][0]
+    if qda < theirs - margin:
+      failed.append(v)
+    word = "beats" if qda > theirs else "trails"
+    parts.append(
+      f"anisotropy {v:g}: infonce {qda:.3f} {word} lda {theirs:.3f} by "
+      f"{abs(qda - theirs):.3f}, bayes {bayes:.3f}"
+      + (" (fails)" if v in failed else "")
+    )
+  detail = (
+    f"held-out qda_accuracy, needing infonce >= lda - {margin} at every "
+    "anisotropy: " + "; ".join(parts) + "."
+  )
+  return _verdict("hetero_infonce", not failed, detail, failed_at=failed)
+
+
 def method_means(
   rows: Rows,
   methods: Sequence[str],
   where: dict,
-  columns: Sequence[str] = ("distance", "fisher_ratio", "accuracy", "nmi"),
+  columns: Sequence[str] = (
+    "distance",
+    "fisher_ratio",
+    "accuracy",
+    "nmi",
+    "qda_accuracy",
+    "bayes_accuracy",
+  ),
 ) -> list[dict]:
   """Per method, the mean and spread over seeds of each column at `where`."""
   table = []
@@ -344,6 +478,10 @@ CLAIMS: dict[str, Callable[[Rows, ml_collections.ConfigDict], dict]] = {
   "embedding_dim": claim_embedding_dim,
   "samples": claim_samples,
   "phase": claim_phase,
+  "objectives": claim_objectives,
+  "mlp": claim_mlp,
+  "hetero_lda_gap": claim_hetero_lda_gap,
+  "hetero_infonce": claim_hetero_infonce,
 }
 
 

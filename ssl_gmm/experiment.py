@@ -17,6 +17,7 @@ from absl import logging
 from ssl_gmm import (
   claims,
   compilation,
+  heteroscedastic,
   multimodal,
   plotting,
   real_data,
@@ -31,6 +32,7 @@ PIPELINES = {
   "samples": samples.run_grid,
   "real_data": real_data.run_grid,
   "multimodal": multimodal.run_grid,
+  "heteroscedastic": heteroscedastic.run_grid,
 }
 
 
@@ -125,7 +127,7 @@ def _publish(config, out, rows, summary, swept) -> None:
 def _figure(config: ml_collections.ConfigDict, rows, swept) -> bytes:
   """The experiment's PNG: lines over its swept setting, or grouped bars."""
   title = config.name
-  if config.pipeline in ("synthetic", "samples"):
+  if config.pipeline in ("synthetic", "samples", "heteroscedastic"):
     title += (
       f": d={config.mixture.dim}, K={config.mixture.num_components}, "
       f"k={config.k if config.k is not None else 'K-1'}"
@@ -146,6 +148,14 @@ def _figure(config: ml_collections.ConfigDict, rows, swept) -> bytes:
       log_x=config.figure.log_x,
       title=title,
       threshold=thresholds.get(config.figure.metrics[0]),
+    )
+  if config.figure.kind == "ranking":
+    return plotting.ranking_figure(
+      rows,
+      config.methods,
+      config.figure.metrics,
+      title=title,
+      thresholds=thresholds,
     )
   if config.figure.kind == "bars":
     return plotting.bars_figure(
@@ -168,4 +178,5 @@ def _figure(config: ml_collections.ConfigDict, rows, swept) -> bytes:
     log_x=config.figure.log_x and x == config.figure.x,
     title=title,
     thresholds=thresholds,
+    references=dict(config.figure.get("references", {})),
   )

@@ -26,6 +26,8 @@ _LABELS = {
   "p_same": "p_same",
   "temperature": "temperature",
   "learning_rate": "learning rate",
+  "qda_accuracy": "held-out QDA accuracy of the embedding",
+  "bayes_accuracy": "Bayes-optimal accuracy on x",
 }
 _STYLES = {
   "oracle": dict(color="black", linestyle=":"),
@@ -38,6 +40,11 @@ _STYLES = {
   "simsiam": dict(color="tab:purple"),
   "clip": dict(color="tab:olive"),
   "clip_y": dict(color="tab:brown"),
+  "spectral": dict(color="tab:pink"),
+  "barlow_twins": dict(color="darkgoldenrod"),
+  "vicreg": dict(color="teal"),
+  "byol": dict(color="indigo"),
+  "infonce_mlp": dict(color="navy", linestyle="-."),
 }
 
 
@@ -51,6 +58,7 @@ def sweep_figure(
   log_x: bool = False,
   title: str = "",
   thresholds: dict[str, float] | None = None,
+  references: dict[str, str] | None = None,
 ) -> bytes:
   """A PNG with one panel per metric: mean over seeds, min-max shaded.
 
@@ -64,11 +72,15 @@ def sweep_figure(
     log_x: logarithmic horizontal axis (for values spanning decades).
     title: the figure's title.
     thresholds: metric -> a value drawn as a dashed horizontal line.
+    references: metric -> a column drawn over x on that metric's panel as a
+      black dash-dotted line, its mean over all rows at each x (a ceiling
+      that every method shares, such as bayes_accuracy).
 
   Returns:
     The PNG's bytes.
   """
   thresholds = thresholds or {}
+  references = references or {}
   facets = sorted({r[facet] for r in rows}) if facet else [None]
   fig, axes = plt.subplots(
     len(facets),
@@ -82,6 +94,8 @@ def sweep_figure(
     for ax, metric in zip(panels, metrics):
       for method in methods:
         _plot_method(ax, mine, x, method, metric)
+      if metric in references:
+        _plot_reference(ax, mine, x, references[metric])
       if metric in thresholds:
         ax.axhline(thresholds[metric], color="gray", linewidth=0.8, ls="--")
       if log_x:
@@ -108,6 +122,16 @@ def _plot_method(ax, rows, x, method, metric):
   style = _STYLES.get(method, {})
   (line,) = ax.plot(values, mean, marker="o", ms=3, label=method, **style)
   ax.fill_between(values, low, high, color=line.get_color(), alpha=0.15)
+
+
+def _plot_reference(ax, rows, x, column):
+  """One line of a column shared by every method: its mean at each x."""
+  values = sorted({float(r[x]) for r in rows})
+  means = [
+    np.mean([float(r[column]) for r in rows if float(r[x]) == v])
+    for v in values
+  ]
+  ax.plot(values, means, color="black", linestyle="-.", label=column)
 
 
 def bars_figure(
@@ -181,6 +205,78 @@ def bars_figure(
     ax.set_ylabel(_LABELS.get(metric, metric))
     ax.set_ylim(0, 1.03)
     ax.grid(alpha=0.3, axis="y")
+  return _finish(fig, axes, title)
+
+
+def ranked(rows: Sequence[dict], methods: Sequence[str], metric: str) -> list:
+  """The methods with rows, best first by their mean of `metric`.
+
+  Lowest first for distance, highest first for every other metric; ties
+  keep the given order.
+  """
+  sign = 1.0 if metric == "distance" else -1.0
+  means = {}
+  for method in methods:
+    ys = [float(r[metric]) for r in rows if r["method"] == method]
+    if ys:
+      means[method] = sign * float(np.mean(ys))
+  return sorted(means, key=means.get)
+
+
+def ranking_figure(
+  rows: Sequence[dict],
+  methods: Sequence[str],
+  metrics: Sequence[str],
+  *,
+  title: str = "",
+  thresholds: dict[str, float] | None = None,
+) -> bytes:
+  """A PNG with one panel per metric: a horizontal bar per method.
+
+  Methods are ranked by the first metric's mean over seeds, best at the
+  top (lowest for distance, highest otherwise), in the same order on
+  every panel; whiskers span the seeds' min to max.
+
+  Args:
+    rows: rows of results.csv.
+    methods: the methods to rank; those without rows are skipped.
+    metrics: one panel each; the first orders the methods.
+    title: the figure's title.
+    thresholds: metric -> a value drawn as a dashed vertical line.
+  """
+  thresholds = thresholds or {}
+
+  def values(method, metric):
+    return [float(r[metric]) for r in rows if r["method"] == method]
+
+  order = ranked(rows, methods, metrics[0])
+  fig, axes = plt.subplots(
+    1,
+    len(metrics),
+    figsize=(3.6 * len(metrics) + 1.4, 0.32 * len(order) + 1.6),
+    squeeze=False,
+    sharey=True,
+    layout="constrained",
+  )
+  places = np.arange(len(order))[::-1]
+  for ax, metric in zip(axes[0], metrics):
+    for place, method in zip(places, order):
+      ys = values(method, metric)
+      middle = np.mean(ys)
+      ax.barh(
+        place,
+        middle,
+        xerr=[[middle - np.min(ys)], [np.max(ys) - middle]],
+        color=_STYLES.get(method, {}).get("color", "tab:gray"),
+        capsize=2,
+      )
+    if metric in thresholds:
+      ax.axvline(thresholds[metric], color="gray", linewidth=0.8, ls="--")
+    ax.set_yticks(places)
+    ax.set_yticklabels(order, fontsize=8)
+    ax.set_xlabel(_LABELS.get(metric, metric))
+    ax.set_xlim(0, 1.03)
+    ax.grid(alpha=0.3, axis="x")
   return _finish(fig, axes, title)
 
 

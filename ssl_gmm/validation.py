@@ -7,11 +7,17 @@ import ml_collections
 
 from ssl_gmm.baselines import BASELINE_METHODS
 from ssl_gmm.claims import CLAIMS
-from ssl_gmm.train import SAMPLERS, TRAINED_METHODS
+from ssl_gmm.train import SAMPLERS, TRAINED_METHODS, is_mlp
 
 KNOWN_METHODS = tuple(TRAINED_METHODS) + BASELINE_METHODS
 OPTIMIZERS = ("adam",)
-PIPELINES = ("synthetic", "samples", "multimodal", "real_data")
+PIPELINES = (
+  "synthetic",
+  "samples",
+  "multimodal",
+  "real_data",
+  "heteroscedastic",
+)
 # Settings that a sweep may vary: as traced arrays, or shape by shape.
 TRACED_SETTINGS = ("anisotropy", "p_same", "temperature", "learning_rate")
 SHAPE_SETTINGS = ("dim", "num_components", "k")
@@ -105,12 +111,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
       )
   for claim in config.claims:
     require(claim in CLAIMS, "claim", claim, f"expected one of {tuple(CLAIMS)}")
-  # The two pipelines of their own check their own settings and sweeps;
-  # they import this module, so they are imported here, not at the top.
+  # The pipelines of their own check their own settings and sweeps; they
+  # import this module, so they are imported here, not at the top.
   if config.pipeline == "multimodal":
     from ssl_gmm import multimodal
 
     multimodal.validate(config)
+    return
+  if config.pipeline == "heteroscedastic":
+    from ssl_gmm import heteroscedastic
+
+    heteroscedastic.validate(config)
     return
   for method in config.methods:
     require(
@@ -119,11 +130,35 @@ def validate(config: ml_collections.ConfigDict) -> None:
       method,
       f"expected one of {KNOWN_METHODS}",
     )
+  _check_mlp(config)
   _check_sweep(config)
   if config.pipeline == "real_data":
     from ssl_gmm import real_data
 
     real_data.validate(config)
+
+
+def _check_mlp(config: ml_collections.ConfigDict) -> None:
+  """An MLP's shape, and a sampler that draws inputs for it."""
+  mlps = [m for m in config.methods if m in TRAINED_METHODS and is_mlp(m)]
+  if not mlps:
+    return
+  for name in ("width", "depth"):
+    value = config.mlp[name]
+    least = 1 if name == "width" else 0
+    require(
+      isinstance(value, int) and value >= least,
+      f"mlp.{name}",
+      value,
+      f"an int >= {least}",
+    )
+  sampler = config.train.get("sampler", "plain")
+  require(
+    sampler == "plain",
+    "sampler",
+    sampler,
+    f"methods {mlps} train an MLP, which needs the 'plain' sampler",
+  )
 
 
 def _check_sweep(config: ml_collections.ConfigDict) -> None:

@@ -34,7 +34,7 @@ def _set(config, dotted: str, value):
     ("train.batch", 1, "batch=1"),
     ("train.optimizer", "sgdd", "optimizer='sgdd'"),
     ("seeds", 0, "seeds=0"),
-    ("methods", ("infonce", "spectral"), "method='spectral'"),
+    ("methods", ("infonce", "moco"), "method='moco'"),
     ("claims", ("C1", "C9"), "claim='C9'"),
   ],
 )
@@ -73,8 +73,8 @@ def test_unknown_sweep_setting_is_named():
 
 
 def test_unknown_experiment_and_profile_are_named():
-  with pytest.raises(ValueError, match="experiment='spectral'"):
-    configs.get_config("spectral")
+  with pytest.raises(ValueError, match="experiment='moco'"):
+    configs.get_config("moco")
   with pytest.raises(ValueError, match="profile='huge'"):
     configs.get_config("anisotropy", "huge")
 
@@ -83,3 +83,23 @@ def test_every_shipped_config_is_valid():
   for name in configs.EXPERIMENTS:
     for profile in configs.PROFILES:
       experiment.validate(configs.get_config(name, profile))
+
+
+@pytest.mark.parametrize(
+  "setting, value, named",
+  [
+    ("train.sampler", "embedding", "sampler='embedding'"),
+    ("mlp.width", 0, "mlp.width=0"),
+    ("mlp.depth", -1, "mlp.depth=-1"),
+  ],
+)
+def test_an_mlp_setting_is_named_before_compiling(setting, value, named):
+  config = _set(tiny_config(methods=("infonce_mlp", "lda")), setting, value)
+  if setting != "train.sampler":
+    config = _set(config, "train.sampler", "plain")
+  with (
+    compilation.count_compilations() as compiled,
+    pytest.raises(ValueError, match=f"^{named}"),
+  ):
+    experiment.run(config, "unused")
+  assert not compiled

@@ -16,6 +16,8 @@ EXPERIMENTS = (
   "samples",
   "real_data",
   "phase",
+  "objectives",
+  "heteroscedastic",
 )
 
 
