@@ -116,7 +116,7 @@ def _publish(config, out, rows, summary, swept) -> None:
     {"config": _resolved(config), **results.run_metadata()},
   )
   results.atomic_write_bytes(
-    partial / f"{config.name}.png", _figure(config, rows, swept)
+    partial / f"{config.name}.png", figure(config, rows, swept)
   )
   summary = dict(summary, figure=f"{config.name}/{config.name}.png")
   results.write_json(partial / "summary.json", summary)
@@ -124,7 +124,7 @@ def _publish(config, out, rows, summary, swept) -> None:
   logging.info("%s: wrote %s", config.name, out / config.name)
 
 
-def _figure(config: ml_collections.ConfigDict, rows, swept) -> bytes:
+def figure(config: ml_collections.ConfigDict, rows, swept) -> bytes:
   """The experiment's PNG: lines over its swept setting, or grouped bars."""
   title = config.name
   if config.pipeline in ("synthetic", "samples", "heteroscedastic"):

@@ -9,7 +9,15 @@ import pytest
 import scipy.linalg
 from sklearn import linear_model
 
-from ssl_gmm import compilation, multimodal, results, subspace, synthetic
+from ssl_gmm import (
+  claims,
+  compilation,
+  experiment,
+  multimodal,
+  results,
+  subspace,
+  synthetic,
+)
 from ssl_gmm.configs import multimodal as multimodal_config
 from ssl_gmm.train import Hyper
 
@@ -224,6 +232,17 @@ def test_run_grid_rows_carry_every_contracted_column(pipeline):
   clip = [r["final_loss"] for r in rows if r["method"] == "clip"]
   clip_y = [r["final_loss"] for r in rows if r["method"] == "clip_y"]
   assert clip == clip_y
+
+
+def test_run_grid_rows_give_a_figure_and_verdicts(pipeline):
+  # What experiment.run does with the rows, short of writing them.
+  config, outcome, _ = pipeline
+  png = experiment.figure(config, outcome.rows, outcome.swept)
+  assert png.startswith(b"\x89PNG")
+  verdicts = claims.verdicts(outcome.rows, config)
+  assert [v["name"] for v in verdicts] == list(config.claims)
+  for verdict in verdicts:
+    assert isinstance(verdict["holds"], bool) and verdict["detail"]
 
 
 def test_one_compilation_per_grid_program_for_a_sweep(pipeline):

@@ -9,7 +9,9 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.model_selection import train_test_split
 
 from ssl_gmm import (
+  claims,
   compilation,
+  experiment,
   metrics,
   real_data,
   results,
@@ -230,6 +232,16 @@ def test_run_grid_returns_every_contracted_column(tiny_run):
     assert ("final_loss" in row) == (row["method"] in trained)
     assert row["dataset"] == "wine" and not row["diverged"]
     assert 0 <= row["distance"] <= 1 and row["rank"] == 2
+
+
+def test_run_grid_rows_give_a_figure_and_verdicts(tiny_run):
+  # What experiment.run does with the rows, short of writing them.
+  config, outcome, _ = tiny_run
+  png = experiment.figure(config, outcome.rows, outcome.swept)
+  assert png.startswith(b"\x89PNG")
+  (verdict,) = claims.verdicts(outcome.rows, config)
+  assert verdict["name"] == "C6" and isinstance(verdict["holds"], bool)
+  assert "infonce_mlp" in verdict["detail"]
 
 
 def test_lda_row_is_the_reference(tiny_run):

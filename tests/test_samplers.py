@@ -1,11 +1,13 @@
 """The embedding sampler: the law of A x drawn without x."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssl_gmm import metrics, subspace
+from ssl_gmm import synthetic
 from ssl_gmm import train as training
 from ssl_gmm.mixture import (
   _inverse_cdf,
@@ -100,20 +102,11 @@ def test_both_samplers_reach_the_same_distances():
       sampler=sampler,
     )
     with jax.enable_x64(True):
-      distances[sampler] = [
-        float(
-          metrics.distance(
-            jnp.asarray(out.encoder[i], jnp.float64),
-            subspace.fisher_subspace(
-              *(
-                jnp.asarray(a[i], jnp.float64)
-                for a in (mixtures.means, mixtures.cov, mixtures.weights)
-              )
-            )[0],
-          )
-        )
-        for i in range(points)
-      ]
+      as64 = functools.partial(jnp.asarray, dtype=jnp.float64)
+      scores = synthetic.subspace_metrics(
+        as64(out.encoder), jax.tree.map(as64, mixtures)
+      )
+      distances[sampler] = np.asarray(scores["distance"])
   plain, embedded = (np.asarray(distances[s]) for s in training.SAMPLERS)
   spread = np.sqrt((plain.var() + embedded.var()) / points)
   assert abs(plain.mean() - embedded.mean()) <= 3 * spread + 0.02

@@ -125,13 +125,16 @@ def test_byol_steps_against_a_hand_written_loop():
   mixture = jax.tree.map(lambda a: a[0], mixtures)
   hyper = train.Hyper(*(jnp.float32(v) for v in (5e-2, 0.5, 1.0)))
   k, batch = 2, 16
-  trained = train.train(
-    keys[0], keys[0], mixture, hyper, method="byol", k=k, steps=2, batch=batch
-  )
+  trained = jax.jit(
+    lambda: train.train(
+      keys[0], keys[0], mixture, hyper, method="byol", k=k, steps=2, batch=batch
+    )
+  )()
   params = train.init_params(keys[0], k, 8, "byol")
   optimizer = optax.adam(5e-2)
   state = optimizer.init(params)
 
+  @jax.jit
   def loss(params, target, t):
     x, x_pos = train.mixture_pairs(
       jax.random.fold_in(keys[0], t), mixture, batch, 1.0

@@ -38,7 +38,7 @@ def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   )
   config.methods = trained + MLP_METHODS + common.BASELINES
   if profile == "smoke":
-    config.methods = ("infonce", "byol", "infonce_mlp", "lda")
+    config.methods = ("infonce", "infonce_mlp", "lda")
   config.claims = ("objectives", "mlp")
   config.sweep.anisotropy = (100.0,)
   # Every method sees the same draws of x; an MLP needs them.
