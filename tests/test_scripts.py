@@ -75,12 +75,13 @@ def test_run_experiment_applies_a_changed_setting(tmp_path):
     "run_experiment.py",
     "--config=ssl_gmm/configs/anisotropy.py:smoke",
     "--config.k=2",
-    "--config.methods=('infonce','oracle')",
+    # Baselines alone: the flags, not training, are under test.
+    "--config.methods=('lda','oracle')",
     "--config.claims=()",
     f"--out={tmp_path}",
   )
   assert done.returncode == 0, done.stderr
   config = json.loads((tmp_path / "anisotropy" / "config.json").read_text())
   assert config["config"]["k"] == 2
-  assert config["config"]["methods"] == ["infonce", "oracle"]
+  assert config["config"]["methods"] == ["lda", "oracle"]
   assert (tmp_path / "REPORT.md").exists()

@@ -83,7 +83,7 @@ def test_four_devices_compute_what_one_device_computes(plain_run, tmp_path):
   # this one a single chunk over four devices.
   out = tmp_path / "rows.json"
   env = dict(os.environ)
-  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+  env["XLA_FLAGS"] += " --xla_force_host_platform_device_count=4"
   env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT)])
   subprocess.run(
     [sys.executable, "-c", _SHARDED, str(out)],
@@ -167,6 +167,7 @@ def test_the_chunk_count_follows_from_the_memory_budget(tmp_path):
   with config.unlocked():
     config.methods = ("infonce",)
     config.sweep.dim = (6,)
+    config.downstream = False  # Only the chunks are counted.
   t = config.train
   per_point = sweep.point_bytes("infonce", t.batch, 6, 2, t.steps, t.sampler)
   # A budget of three points' worth: 4 points run as 2 chunks of 3.
@@ -195,6 +196,7 @@ def test_a_mixed_shape_grid_compiles_one_program_per_method(tmp_path):
   with config.unlocked():
     config.sweep.dim = (8,)
     config.sweep.k = (1, 2)
+    config.downstream = False  # Compilations and ranks are what is read.
   sweep.clear_compiled()
   with compilation.count_compilations() as compiled:
     rows = synthetic.run_grid(config).rows
@@ -287,6 +289,7 @@ def test_a_padded_grid_agrees_with_unpadded_runs_in_distribution():
     config.methods = ("infonce",)
     config.sweep.anisotropy = (10.0,)
     config.sweep.dim = (6, 10)
+    config.downstream = False  # Only distances are compared.
   together = synthetic.run_grid(config).rows
   for dim in (6,):
     with config.unlocked():
