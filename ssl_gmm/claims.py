@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import ml_collections
 import numpy as np
 
+from ssl_gmm import results
 from ssl_gmm.train import TRAINED_METHODS
 
 Rows = Sequence[dict]
@@ -441,14 +442,7 @@ def method_means(
   rows: Rows,
   methods: Sequence[str],
   where: dict,
-  columns: Sequence[str] = (
-    "distance",
-    "fisher_ratio",
-    "accuracy",
-    "nmi",
-    "qda_accuracy",
-    "bayes_accuracy",
-  ),
+  columns: Sequence[str] = results.TABLE_COLUMNS,
 ) -> list[dict]:
   """Per method, the mean and spread over seeds of each column at `where`."""
   table = []

@@ -58,7 +58,7 @@ from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
 
 from ssl_gmm import baselines, metrics, programs, synthetic
 from ssl_gmm import train as training
-from ssl_gmm.mixture import Mixture
+from ssl_gmm.mixture import Mixture, components, pair_components
 from ssl_gmm.validation import (
   TRACED_SETTINGS,
   check_shape,
@@ -162,12 +162,6 @@ def pooled_view(mixture: HeteroMixture) -> Mixture:
   return Mixture.from_sqrt(mixture.means, within, cholesky, mixture.weights)
 
 
-def _components(key: jax.Array, weights: jax.Array, n: int) -> jax.Array:
-  """[n] components drawn from the weights, in float32 in any mode."""
-  logits = jnp.log(weights.astype(jnp.float32))
-  return jax.random.categorical(key, logits, shape=(n,))
-
-
 def _draw(key, mixture: HeteroMixture, labels: jax.Array, dtype) -> jax.Array:
   """[n, d] draws mu_c + S_c e, e ~ N(0, I), of the given components."""
   dim = mixture.means.shape[-1]
@@ -184,7 +178,7 @@ def sample(
 ) -> tuple[jax.Array, jax.Array]:
   """Draws n labelled samples: [n, d] x and [n] int components."""
   key_label, key_noise = jax.random.split(key)
-  labels = _components(key_label, mixture.weights, n)
+  labels = components(key_label, mixture.weights, n)
   return _draw(key_noise, mixture, labels, dtype), labels
 
 
@@ -206,11 +200,9 @@ def sample_pairs(
     x: [n, d] anchors; x_pos: [n, d] positives; labels: [n] anchor
     components; labels_pos: [n] positive components.
   """
-  key_c, key_fresh, key_same, key_x, key_pos = jax.random.split(key, 5)
-  labels = _components(key_c, mixture.weights, n)
-  fresh = _components(key_fresh, mixture.weights, n)
-  same = jax.random.uniform(key_same, (n,), dtype) < jnp.asarray(p_same, dtype)
-  labels_pos = jnp.where(same, labels, fresh)
+  labels, labels_pos, key_x, key_pos = pair_components(
+    key, mixture.weights, n, p_same, dtype
+  )
   x = _draw(key_x, mixture, labels, dtype)
   x_pos = _draw(key_pos, mixture, labels_pos, dtype)
   return x, x_pos, labels, labels_pos

@@ -154,7 +154,7 @@ def sample(
     x: [n, d] samples; labels: [n] int component indices.
   """
   key_label, key_noise = jax.random.split(key)
-  labels = _components(key_label, mixture.weights, n)
+  labels = components(key_label, mixture.weights, n)
   return _draw(key_noise, mixture, labels, dtype), labels
 
 
@@ -184,17 +184,37 @@ def sample_pairs(
     x: [n, d] anchors; x_pos: [n, d] positives; labels: [n] anchor
     components; labels_pos: [n] positive components.
   """
-  key_c, key_fresh, key_same, key_x, key_pos = jax.random.split(key, 5)
-  labels = _components(key_c, mixture.weights, n)
-  fresh = _components(key_fresh, mixture.weights, n)
-  same = jax.random.uniform(key_same, (n,), dtype) < jnp.asarray(p_same, dtype)
-  labels_pos = jnp.where(same, labels, fresh)
+  labels, labels_pos, key_x, key_pos = pair_components(
+    key, mixture.weights, n, p_same, dtype
+  )
   x = _draw(key_x, mixture, labels, dtype)
   x_pos = _draw(key_pos, mixture, labels_pos, dtype)
   return x, x_pos, labels, labels_pos
 
 
-def _components(key: jax.Array, weights: jax.Array, n: int) -> jax.Array:
+def pair_components(
+  key: jax.Array,
+  weights: jax.Array,
+  n: int,
+  p_same: jax.Array | float,
+  dtype=jnp.float32,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  """The components of n positive pairs, by the p_same rule.
+
+  Returns:
+    labels: [n] anchor components ~ weights; labels_pos: [n] positive
+    components (the anchor's with probability p_same, else a fresh draw);
+    and the keys with which to draw the anchors and the positives.
+  """
+  key_c, key_fresh, key_same, key_x, key_pos = jax.random.split(key, 5)
+  labels = components(key_c, weights, n)
+  fresh = components(key_fresh, weights, n)
+  same = jax.random.uniform(key_same, (n,), dtype) < jnp.asarray(p_same, dtype)
+  return labels, jnp.where(same, labels, fresh), key_x, key_pos
+
+
+def components(key: jax.Array, weights: jax.Array, n: int) -> jax.Array:
+  """[n] component indices drawn from the weights (in float32 in any mode)."""
   logits = jnp.log(weights.astype(jnp.float32))
   return jax.random.categorical(key, logits, shape=(n,))
 

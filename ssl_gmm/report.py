@@ -40,15 +40,7 @@ def _method_table(table: dict) -> str:
     f"{k} = {v}" if isinstance(v, str) else f"{k} = {v:g}"
     for k, v in table["at"].items()
   )
-  columns = (
-    "distance",
-    "fisher_ratio",
-    "accuracy",
-    "nmi",
-    "qda_accuracy",
-    "bayes_accuracy",
-  )
-  columns = [c for c in columns if c in table["rows"][0]]
+  columns = [c for c in results.TABLE_COLUMNS if c in table["rows"][0]]
   lines = [
     f"\nEvery method at {where or 'the fixed settings'}:\n",
     "| method | " + " | ".join(columns) + " |",

@@ -35,6 +35,15 @@ METRIC_COLUMNS = (
   "final_loss",
   "means_fisher_angle",
 )
+# The columns of a summary's table of every method, where a run has them.
+TABLE_COLUMNS = (
+  "distance",
+  "fisher_ratio",
+  "accuracy",
+  "nmi",
+  "qda_accuracy",
+  "bayes_accuracy",
+)
 _PACKAGES = (
   "jax",
   "jaxlib",

@@ -19,6 +19,16 @@ os.environ["XLA_FLAGS"] = " ".join(
 )
 
 
+def set_dotted(config, dotted: str, value) -> ml_collections.ConfigDict:
+  """Sets a setting by its dotted name ("train.temperature"); returns config."""
+  *parents, leaf = dotted.split(".")
+  node = config
+  for name in parents:
+    node = node[name]
+  node[leaf] = value
+  return config
+
+
 def tiny_config(**changes) -> ml_collections.ConfigDict:
   """The smoke profile of `anisotropy` at d = 8, K = 3, k = 2.
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.stats
+from conftest import set_dotted
 
 from ssl_gmm import (
   baselines,
@@ -50,11 +51,7 @@ def _tiny_config(**changes):
   config.methods = ("infonce", "lda", "oracle")
   with config.unlocked():
     for name, value in changes.items():
-      *parents, leaf = name.split(".")
-      node = config
-      for parent in parents:
-        node = node[parent]
-      node[leaf] = value
+      set_dotted(config, name, value)
   return config
 
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
+from conftest import set_dotted
 from sklearn import linear_model
 
 from ssl_gmm import (
@@ -179,11 +180,7 @@ def _tiny_config(**changes):
   config.k = 2
   config.n_eval = 120
   for name, value in changes.items():
-    *parents, leaf = name.split(".")
-    node = config
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
+    set_dotted(config, name, value)
   return config
 
 

@@ -1,18 +1,9 @@
 """Bad settings are refused by name, before anything is compiled."""
 
 import pytest
-from conftest import tiny_config
+from conftest import set_dotted, tiny_config
 
 from ssl_gmm import compilation, configs, experiment
-
-
-def _set(config, dotted: str, value):
-  *parents, leaf = dotted.split(".")
-  node = config
-  for name in parents:
-    node = node[name]
-  node[leaf] = value
-  return config
 
 
 @pytest.mark.parametrize(
@@ -39,7 +30,7 @@ def _set(config, dotted: str, value):
   ],
 )
 def test_invalid_setting_is_named_before_compiling(setting, value, named):
-  config = _set(tiny_config(), setting, value)
+  config = set_dotted(tiny_config(), setting, value)
   with (
     compilation.count_compilations() as compiled,
     pytest.raises(ValueError, match=f"^{named}"),
@@ -94,9 +85,11 @@ def test_every_shipped_config_is_valid():
   ],
 )
 def test_an_mlp_setting_is_named_before_compiling(setting, value, named):
-  config = _set(tiny_config(methods=("infonce_mlp", "lda")), setting, value)
+  config = set_dotted(
+    tiny_config(methods=("infonce_mlp", "lda")), setting, value
+  )
   if setting != "train.sampler":
-    config = _set(config, "train.sampler", "plain")
+    config = set_dotted(config, "train.sampler", "plain")
   with (
     compilation.count_compilations() as compiled,
     pytest.raises(ValueError, match=f"^{named}"),
