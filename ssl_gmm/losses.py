@@ -16,6 +16,8 @@ a constant column standardises without 0/0.
 import jax
 import jax.numpy as jnp
 
+from ssl_gmm.checks import check_values
+
 SIMILARITIES = ("cosine", "dot")
 
 # Squared norms below this are treated as this value when normalising, so a
@@ -32,7 +34,13 @@ def l2_normalize(z: jax.Array) -> jax.Array:
 def similarity_logits(
   a: jax.Array, b: jax.Array, temperature, similarity: str = "cosine"
 ) -> jax.Array:
-  """Returns [n_a, n_b] logits s(a_i, b_j) / temperature."""
+  """Returns [n_a, n_b] logits s(a_i, b_j) / temperature.
+
+  Raises:
+    ValueError: for an unknown similarity, or a temperature that is known
+      on the host (not traced) and not a finite number > 0.
+  """
+  check_values("temperature", temperature)
   if similarity == "cosine":
     a, b = l2_normalize(a), l2_normalize(b)
   elif similarity != "dot":

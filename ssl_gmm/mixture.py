@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssl_gmm.checks import check_shape, check_values, is_int, require
+
 
 class Mixture(NamedTuple):
   """A K-component Gaussian mixture in R^d with one shared covariance.
@@ -82,8 +84,19 @@ def make_mixture(
 
   Returns:
     The mixture, with uniform weights.
+
+  Raises:
+    ValueError: if K < 2, d < K, separation is not a finite number > 0,
+      n_nuisance lies outside [0, d], or an anisotropy known on the host is
+      not a finite number > 0 (Sigma would not be positive definite).
   """
+  check_shape(dim, num_components, 1)
+  check_values("separation", separation)
   n_nuisance = num_components if n_nuisance is None else n_nuisance
+  rule = f"0 <= n_nuisance <= d (d = {dim})"
+  ok = is_int(n_nuisance) and 0 <= n_nuisance <= dim
+  require(ok, "n_nuisance", n_nuisance, rule)
+  check_values("anisotropy", anisotropy)
   key_means, key_nuisance = jax.random.split(key)
   directions = jax.random.normal(key_means, (num_components, dim), dtype)
   norms = jnp.linalg.norm(directions, axis=1, keepdims=True)
@@ -183,7 +196,11 @@ def sample_pairs(
   Returns:
     x: [n, d] anchors; x_pos: [n, d] positives; labels: [n] anchor
     components; labels_pos: [n] positive components.
+
+  Raises:
+    ValueError: if a p_same known on the host lies outside [0, 1].
   """
+  check_values("p_same", p_same)
   labels, labels_pos, key_x, key_pos = pair_components(
     key, mixture.weights, n, p_same, dtype
   )
@@ -264,7 +281,11 @@ def embedded_pairs(
 
   Returns:
     z: [n, k] anchor embeddings; z_pos: [n, k] positive embeddings.
+
+  Raises:
+    ValueError: if a p_same known on the host lies outside [0, 1].
   """
+  check_values("p_same", p_same)
   dtype = encoder.dtype
   k = encoder.shape[0]
   key_u, key_h = jax.random.split(key)

@@ -32,8 +32,8 @@ from sklearn import linear_model
 
 from ssl_gmm import baselines, losses, metrics, programs, subspace, synthetic
 from ssl_gmm import train as training
+from ssl_gmm.checks import check_shape, check_traced, require
 from ssl_gmm.mixture import Mixture, make_mixture
-from ssl_gmm.validation import check_shape, check_traced, require
 
 METHODS = ("clip", "clip_y", "infonce", "lda", "oracle")
 # Methods whose loss compares embeddings by cosine; the others embed raw.

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 
 from ssl_gmm import encoders, losses
+from ssl_gmm.checks import check_values, is_int, require
 from ssl_gmm.mixture import Mixture, embedded_pairs, sample_pairs
 
 
@@ -211,6 +212,32 @@ def embedding_loss(
   return loss(z, z_pos)
 
 
+def check_static(
+  method: str,
+  k: int,
+  steps: int,
+  batch: int,
+  sampler: str = "plain",
+  mlp: MLPShape = DEFAULT_MLP,
+) -> None:
+  """Refuses static arguments of `train` that no training run can use.
+
+  Raises:
+    ValueError: naming the first invalid argument and its value.
+  """
+  known = tuple(TRAINED_METHODS)
+  require(method in known, "method", method, f"expected one of {known}")
+  require(is_int(k) and k >= 1, "k", k, "an int >= 1")
+  require(is_int(steps) and steps >= 1, "steps", steps, "an int >= 1")
+  # A contrastive batch needs a negative; statistics need two rows.
+  require(is_int(batch) and batch >= 2, "batch", batch, "an int >= 2")
+  require(sampler in SAMPLERS, "sampler", sampler, f"one of {SAMPLERS}")
+  if is_mlp(method):
+    width, depth = mlp
+    require(is_int(width) and width >= 1, "mlp.width", width, "an int >= 1")
+    require(is_int(depth) and depth >= 0, "mlp.depth", depth, "an int >= 0")
+
+
 def mixture_pairs(
   key: jax.Array, mixture: Mixture, batch: int, p_same: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
@@ -264,9 +291,15 @@ def train(
     MLP's encoder is its effective linear encoder over `batch` fresh draws
     of the source (key fold_in(data_key, steps)), and its parameters are
     in `network`.
+
+  Raises:
+    ValueError: naming the first invalid argument (see `check_static`), or
+      a learning rate, temperature or p_same that is known on the host and
+      out of range (traced values are the caller's to check).
   """
-  if sampler not in SAMPLERS:
-    raise ValueError(f"sampler={sampler!r}; expected one of {SAMPLERS}.")
+  check_static(method, k, steps, batch, sampler, mlp)
+  for name, value in hyper._asdict().items():
+    check_values(name, value)
   if sampler == "embedding" and is_mlp(method):
     raise ValueError(
       f"sampler='embedding' draws a linear encoder's embeddings; method "
@@ -279,6 +312,7 @@ def train(
     draw_batch = functools.partial(draw, batch=batch)
     shapes = jax.eval_shape(draw_batch, data_key, source, p_same=hyper.p_same)
     dim = shapes[0].shape[-1]
+  require(k <= dim, "k", k, f"1 <= k <= d (d = {dim})")
   params = init_params(init_key, k, dim, method, mlp)
   if mask is None:
     mask = jnp.ones((k, dim), jnp.float32)
@@ -361,6 +395,32 @@ def train(
   )
 
 
+def _checks_hyper(grid_fn: Callable) -> Callable:
+  """grid_fn, refusing stacked settings out of range before it compiles.
+
+  The check reads the settings on the host, so it applies where they are
+  concrete arrays (a direct call); under an outer jit or shard_map they
+  are traced, and the config they came from has been checked.
+  """
+
+  def check(hyper: Hyper) -> None:
+    for name, value in hyper._asdict().items():
+      check_values(name, value)
+
+  @functools.wraps(grid_fn)
+  def checked(init_keys, data_keys, sources, hyper, *args, **kwargs):
+    check(hyper)
+    return grid_fn(init_keys, data_keys, sources, hyper, *args, **kwargs)
+
+  def lower(init_keys, data_keys, sources, hyper, *args, **kwargs):
+    check(hyper)
+    return grid_fn.lower(init_keys, data_keys, sources, hyper, *args, **kwargs)
+
+  checked.lower = lower  # Ahead-of-time compilation checks the same way.
+  return checked
+
+
+@_checks_hyper
 @functools.partial(
   jax.jit,
   static_argnames=("method", "k", "steps", "batch", "draw", "sampler", "mlp"),

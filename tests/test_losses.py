@@ -697,6 +697,17 @@ def test_unknown_similarity_is_rejected(similarity):
     losses.infonce(z, z, 1.0, similarity)
 
 
+@pytest.mark.parametrize("temperature", [0.0, -0.5, float("nan"), np.inf])
+def test_a_bad_temperature_is_named(temperature):
+  # A concrete temperature is checked on the host; under jit it is traced.
+  z = jnp.ones((2, 3))
+  for loss in (losses.infonce, losses.ntxent, losses.clip):
+    with pytest.raises(ValueError, match=f"^temperature={temperature!r}"):
+      loss(z, z, temperature)
+  with pytest.raises(ValueError, match="^temperature=0.0"):
+    losses.infonce(z, z, jnp.array([0.5, 0.0]))
+
+
 # Spectral contrastive, Barlow Twins, VICReg and BYOL -------------------------
 
 # Every float32 test below uses [8, 4] inputs, so _new_losses_and_grads

@@ -416,3 +416,28 @@ def test_sampler_same_under_x64():
   np.testing.assert_array_equal(np.asarray(labels), labels_64)
   for a, b in zip(pairs, pairs_64):
     np.testing.assert_array_equal(np.asarray(a), b)
+
+
+@pytest.mark.parametrize(
+  "changes, named",
+  [
+    (dict(num_components=1), "num_components=1"),  # K < 2
+    (dict(dim=2), "dim=2"),  # d < K = 3
+    (dict(dim=8.0), "dim=8.0"),
+    (dict(anisotropy=-1.0), "anisotropy=-1.0"),  # Sigma not positive definite
+    (dict(anisotropy=0.0), "anisotropy=0.0"),
+    (dict(separation=float("nan")), "separation=nan"),
+    (dict(n_nuisance=9), "n_nuisance=9"),  # > d = 8
+  ],
+)
+def test_make_mixture_names_a_bad_argument(changes, named):
+  arguments = dict(dim=8, num_components=3, anisotropy=10.0) | changes
+  with pytest.raises(ValueError, match=f"^{named} is invalid"):
+    make_mixture(jax.random.PRNGKey(0), **arguments)
+
+
+@pytest.mark.parametrize("p_same", [1.5, -0.1, float("nan")])
+def test_sample_pairs_names_a_bad_p_same(p_same):
+  mixture = make_mixture(jax.random.PRNGKey(0), 4, 2, 1.0)
+  with pytest.raises(ValueError, match=f"^p_same={p_same!r} is invalid"):
+    sample_pairs(jax.random.PRNGKey(1), mixture, 8, p_same)

@@ -156,3 +156,51 @@ def test_byol_steps_against_a_hand_written_loop():
   assert (
     abs(float(loss(params, params["encoder"], 1)) - trained.final_loss) > 1e-6
   )
+
+
+@pytest.mark.parametrize(
+  "changes, named",
+  [
+    (dict(method="moco"), "method='moco'"),
+    (dict(k=0), "k=0"),
+    (dict(k=9), "k=9"),  # > d = 8
+    (dict(steps=0), "steps=0"),
+    (dict(batch=1), "batch=1"),  # no negative for the contrastive loss
+    (dict(sampler="exact"), "sampler='exact'"),
+    (dict(method="infonce_mlp", mlp=train.MLPShape(0, 1)), "mlp.width=0"),
+  ],
+)
+def test_train_names_a_bad_static_argument(changes, named):
+  keys, mixtures = _grid([1.0])
+  key, one, hyper = jax.tree.map(lambda a: a[0], (keys, mixtures, _hyper(1)))
+  static = dict(method="infonce", k=2, steps=3, batch=8) | changes
+  with (
+    compilation.count_compilations() as compiled,
+    pytest.raises(ValueError, match=f"^{named} is invalid"),
+  ):
+    train.train(key, key, one, hyper, **static)
+  assert not compiled
+
+
+@pytest.mark.parametrize(
+  "changes, named",
+  [
+    (dict(learning_rate=[1e-2, -0.5]), "learning_rate=-0.5"),
+    (dict(temperature=[0.5, 0.0]), "temperature=0.0"),
+    (dict(p_same=[1.0, 1.5]), "p_same=1.5"),
+  ],
+)
+def test_train_grid_names_a_bad_stacked_setting(changes, named):
+  keys, mixtures = _grid([1.0, 10.0])
+  hyper = _hyper(2)._replace(
+    **{name: jnp.asarray(v, jnp.float32) for name, v in changes.items()}
+  )
+  static = dict(method="infonce", k=2, steps=3, batch=8)
+  with (
+    compilation.count_compilations() as compiled,
+    pytest.raises(ValueError, match=f"^{named} is invalid"),
+  ):
+    train.train_grid(keys, keys, mixtures, hyper, **static)
+  with pytest.raises(ValueError, match=f"^{named} is invalid"):
+    train.train_grid.lower(keys, keys, mixtures, hyper, **static)
+  assert not compiled
