@@ -18,15 +18,40 @@ _EXPERIMENTS = flags.DEFINE_list(
   "experiments", list(configs.EXPERIMENTS), "Experiments to run."
 )
 _PROFILE = flags.DEFINE_enum(
-  "profile", "quick", list(configs.PROFILES), "quick (CPU) or full (GPU)."
+  "profile",
+  "quick",
+  list(configs.PROFILES),
+  "quick (two CPU cores), full (paper scale, one GPU) or smoke (seconds, "
+  "for tests; its verdicts mean nothing).",
 )
 _OUT = flags.DEFINE_string("out", "results", "Results folder.")
+
+
 _CPU_DEVICES = flags.DEFINE_integer(
   "cpu_devices",
   0,
   "JAX devices to split a CPU host into; 0: one per core. Results agree "
   "across counts in distribution, not bit for bit.",
+  lower_bound=0,
 )
+
+
+@flags.validator("experiments")
+def _known_once(names: list[str]) -> bool:
+  """Raises a flags.ValidationError naming the first bad experiment name."""
+  if not names:
+    raise flags.ValidationError("experiments=[] is invalid: name at least one.")
+  known = configs.EXPERIMENTS
+  for i, name in enumerate(names):
+    if name not in known:
+      raise flags.ValidationError(
+        f"experiment={name!r} is invalid: expected one of {known}."
+      )
+    if name in names[:i]:
+      raise flags.ValidationError(
+        f"experiment={name!r} is invalid: named twice."
+      )
+  return True
 
 
 def main(argv):

@@ -23,6 +23,7 @@ _CPU_DEVICES = flags.DEFINE_integer(
   0,
   "JAX devices to split a CPU host into; 0: one per core. Results agree "
   "across counts in distribution, not bit for bit.",
+  lower_bound=0,
 )
 flags.mark_flags_as_required(["config"])
 

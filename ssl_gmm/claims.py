@@ -7,6 +7,7 @@ carries failing metrics (distance 1, fisher_ratio 0), so it is never dropped.
 """
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import ml_collections
 import numpy as np
@@ -459,6 +460,38 @@ def method_means(
       entry[f"{column}_std"] = float(np.std(values))
     table.append(entry)
   return table
+
+
+class Reads(NamedTuple):
+  """What a claim reads from a run, checked before the run starts.
+
+  Attributes:
+    methods: methods whose rows it reads.
+    sweep: settings it reads as swept.
+    any_sweep: whether it reads the first swept setting, whichever it is.
+  """
+
+  methods: tuple[str, ...] = ()
+  sweep: tuple[str, ...] = ()
+  any_sweep: bool = False
+
+
+READS = {
+  "C1": Reads(("infonce", "infonce_dot")),
+  "C1_all": Reads(("infonce",), any_sweep=True),
+  "C2": Reads(("pca",)),
+  "C3": Reads(("simsiam",)),
+  "C4": Reads(("clip", "infonce")),
+  "C5": Reads(("infonce", "lda"), ("anisotropy", "p_same")),
+  "C6": Reads(("infonce", "lda")),
+  "embedding_dim": Reads(("infonce",)),
+  "samples": Reads(("infonce",), ("n",)),
+  "phase": Reads(("infonce",), ("anisotropy", "p_same")),
+  "objectives": Reads(),
+  "mlp": Reads(("infonce_mlp", "infonce")),
+  "hetero_lda_gap": Reads(("lda",), ("anisotropy",)),
+  "hetero_infonce": Reads(("infonce", "lda"), ("anisotropy",)),
+}
 
 
 CLAIMS: dict[str, Callable[[Rows, ml_collections.ConfigDict], dict]] = {

@@ -64,6 +64,7 @@ from sklearn.model_selection import train_test_split
 
 from ssl_gmm import (
   baselines,
+  checks,
   metrics,
   mixture,
   programs,
@@ -616,8 +617,9 @@ def run_grid(config: ml_collections.ConfigDict) -> synthetic.Outcome:
   """
   base = synthetic.build_grid(config)
   rows, timings = [], {}
-  for index in range(len(config.datasets)):
-    data = build_dataset(config, index, base)
+  # Every data set is built, and its k checked, before any of them trains.
+  built = [build_dataset(config, i, base) for i in range(len(config.datasets))]
+  for data in built:
     outputs, spent = train_methods(config, data)
     timings.update(spent)
     rows += evaluate(config, data, outputs)
@@ -634,7 +636,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   Raises:
     ValueError: naming the first invalid setting and its value.
   """
-  require = validation.require
+  require = checks.require
   require(len(config.datasets) >= 1, "datasets", config.datasets, "need one")
   for name in config.datasets:
     require(
@@ -642,18 +644,22 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
   fraction = config.test_fraction
   require(
-    validation.is_finite(fraction) and 0 < fraction < 1,
+    checks.is_finite(fraction) and 0 < fraction < 1,
     "test_fraction",
     fraction,
     "must lie in (0, 1)",
   )
   for method in config.methods:
     require(method in METHODS, "method", method, f"expected one of {METHODS}")
-  require(
-    config.k is None or config.k >= 1, "k", config.k, "None (K - 1) or >= 1"
-  )
+  k = config.k
+  require(k is None or (checks.is_int(k) and k >= 1), "k", k, "None or >= 1")
+  for name in config.datasets if k is not None else ():
+    # An upper bound on the features a split keeps (those not constant on
+    # its training rows); build_dataset checks the exact number.
+    width = int(np.sum(np.ptp(load(name)[0], axis=0) > 0))
+    require(k <= width, "k", k, f"{name} has {width} non-constant features")
   for name, values in config.sweep.items():
     known = validation.TRACED_SETTINGS
     require(name in known, "sweep", name, f"real_data sweeps only {known}")
     for value in values:
-      validation.check_traced(name, value)
+      checks.check_traced(name, value)

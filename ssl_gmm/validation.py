@@ -1,12 +1,14 @@
 """Refuses invalid settings on the host, before anything is compiled."""
 
 import itertools
-import math
 
 import ml_collections
 
 from ssl_gmm.baselines import BASELINE_METHODS
-from ssl_gmm.claims import CLAIMS
+from ssl_gmm.checks import check_shape, check_traced, is_finite, is_int, require
+from ssl_gmm.claims import CLAIMS, READS
+from ssl_gmm.configs.common import PROFILES
+from ssl_gmm.results import METRIC_COLUMNS
 from ssl_gmm.train import SAMPLERS, TRAINED_METHODS, is_mlp
 
 KNOWN_METHODS = tuple(TRAINED_METHODS) + BASELINE_METHODS
@@ -21,31 +23,13 @@ PIPELINES = (
 # Settings that a sweep may vary: as traced arrays, or shape by shape.
 TRACED_SETTINGS = ("anisotropy", "p_same", "temperature", "learning_rate")
 SHAPE_SETTINGS = ("dim", "num_components", "k")
-
-
-def require(ok: bool, name: str, value, rule: str) -> None:
-  if not ok:
-    raise ValueError(f"{name}={value!r} is invalid: {rule}.")
-
-
-def is_finite(value) -> bool:
-  return isinstance(value, int | float) and math.isfinite(value)
-
-
-def check_traced(name: str, value) -> None:
-  """Checks one value of a setting that may be swept."""
-  require(is_finite(value), name, value, "must be a finite number")
-  if name == "p_same":
-    require(0 <= value <= 1, name, value, "must lie in [0, 1]")
-  else:
-    require(value > 0, name, value, "must be > 0")
-
-
-def check_shape(dim: int, num_components: int, k: int) -> None:
-  """Checks d, K and k of one mixture and encoder."""
-  require(num_components >= 2, "num_components", num_components, "K >= 2")
-  require(dim >= num_components, "dim", dim, f"d >= K (K = {num_components})")
-  require(1 <= k <= dim, "k", k, f"1 <= k <= d (d = {dim})")
+FIGURE_KINDS = ("sweep", "bars", "heatmap", "ranking")
+# The metric columns of results.csv beyond the shared ones, by pipeline.
+PIPELINE_METRICS = {
+  "multimodal": ("s_accuracy",),
+  "heteroscedastic": ("qda_accuracy", "bayes_accuracy"),
+}
+DOWNSTREAM_METRICS = ("accuracy", "nmi", "ari")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -57,7 +41,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(
     config.pipeline in PIPELINES, "pipeline", config.pipeline, f"{PIPELINES}"
   )
-  require(config.seeds >= 1, "seeds", config.seeds, "must be >= 1")
+  seeds = config.seeds
+  require(is_int(seeds) and seeds >= 1, "seeds", seeds, "an int >= 1")
   mixture = config.mixture
   require(
     mixture.separation > 0, "separation", mixture.separation, "must be > 0"
@@ -70,9 +55,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(
     train.optimizer in OPTIMIZERS, "optimizer", train.optimizer, f"{OPTIMIZERS}"
   )
-  require(train.steps >= 1, "steps", train.steps, "must be >= 1")
-  require(train.batch >= 2, "batch", train.batch, "must be >= 2")
-  require(config.n_eval >= 4, "n_eval", config.n_eval, "must be >= 4")
+  require(
+    is_int(train.steps) and train.steps >= 1,
+    "steps",
+    train.steps,
+    "an int >= 1",
+  )
+  require(
+    is_int(train.batch) and train.batch >= 2,
+    "batch",
+    train.batch,
+    "an int >= 2",
+  )
+  require(
+    is_int(config.n_eval) and config.n_eval >= 4,
+    "n_eval",
+    config.n_eval,
+    "an int >= 4",
+  )
   require(
     train.get("sampler", "plain") in SAMPLERS,
     "sampler",
@@ -82,7 +82,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if "engine" in config:
     width = config.engine.chunk_width
     require(
-      width is None or (isinstance(width, int) and width >= 1),
+      width is None or (is_int(width) and width >= 1),
       "chunk_width",
       width,
       "None or an int >= 1",
@@ -100,6 +100,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     config.get("downstream"),
     "must be True or False",
   )
+  require(config.profile in PROFILES, "profile", config.profile, f"{PROFILES}")
+  for name, value in config.thresholds.items():
+    rule = "must be a finite number"
+    require(is_finite(value), f"thresholds.{name}", value, rule)
+  _check_figure(config)
   figure = config.figure
   if figure.kind == "heatmap":
     for axis in (figure.x, figure.y):
@@ -109,33 +114,37 @@ def validate(config: ml_collections.ConfigDict) -> None:
         axis,
         f"a heatmap's x and y must be swept ({tuple(config.sweep)})",
       )
-  for claim in config.claims:
-    require(claim in CLAIMS, "claim", claim, f"expected one of {tuple(CLAIMS)}")
+  methods = tuple(config.methods)
+  require(len(methods) >= 1, "methods", methods, "name at least one")
+  repeated = sorted({m for m in methods if methods.count(m) > 1})
+  require(not repeated, "methods", methods, f"{repeated} named twice")
   # The pipelines of their own check their own settings and sweeps; they
   # import this module, so they are imported here, not at the top.
   if config.pipeline == "multimodal":
     from ssl_gmm import multimodal
 
     multimodal.validate(config)
-    return
-  if config.pipeline == "heteroscedastic":
+  elif config.pipeline == "heteroscedastic":
     from ssl_gmm import heteroscedastic
 
     heteroscedastic.validate(config)
-    return
-  for method in config.methods:
-    require(
-      method in KNOWN_METHODS,
-      "method",
-      method,
-      f"expected one of {KNOWN_METHODS}",
-    )
-  _check_mlp(config)
-  _check_sweep(config)
-  if config.pipeline == "real_data":
-    from ssl_gmm import real_data
+  else:
+    for method in config.methods:
+      require(
+        method in KNOWN_METHODS,
+        "method",
+        method,
+        f"expected one of {KNOWN_METHODS}",
+      )
+    _check_mlp(config)
+    _check_sweep(config)
+    if config.pipeline == "real_data":
+      from ssl_gmm import real_data
 
-    real_data.validate(config)
+      real_data.validate(config)
+  for claim in config.claims:
+    require(claim in CLAIMS, "claim", claim, f"expected one of {tuple(CLAIMS)}")
+    _check_reads(config, claim)
 
 
 def _check_mlp(config: ml_collections.ConfigDict) -> None:
@@ -147,7 +156,7 @@ def _check_mlp(config: ml_collections.ConfigDict) -> None:
     value = config.mlp[name]
     least = 1 if name == "width" else 0
     require(
-      isinstance(value, int) and value >= least,
+      is_int(value) and value >= least,
       f"mlp.{name}",
       value,
       f"an int >= {least}",
@@ -178,9 +187,7 @@ def _check_sweep(config: ml_collections.ConfigDict) -> None:
       shapes[name] = list(values)
     elif name == "n":
       for value in values:
-        require(
-          isinstance(value, int) and value >= 2, "n", value, "an int >= 2"
-        )
+        require(is_int(value) and value >= 2, "n", value, "an int >= 2")
     else:
       for value in values:
         check_traced(name, value)
@@ -194,3 +201,31 @@ def _check_sweep(config: ml_collections.ConfigDict) -> None:
         n_nuisance,
         f"0 <= n_nuisance <= d (d = {dim})",
       )
+
+
+def _check_reads(config: ml_collections.ConfigDict, claim: str) -> None:
+  """The methods and swept settings the claim reads are in the run."""
+  reads = READS[claim]
+  for method in reads.methods:
+    rule = f"claim {claim} reads {method!r}, which is not among them"
+    require(method in config.methods, "methods", tuple(config.methods), rule)
+  swept = tuple(config.sweep)
+  for name in reads.sweep:
+    require(name in swept, "sweep", swept, f"claim {claim} reads {name} swept")
+  if reads.any_sweep:
+    require(swept, "sweep", swept, f"claim {claim} reads a swept setting")
+
+
+def _check_figure(config: ml_collections.ConfigDict) -> None:
+  """A known kind of figure, of metrics that the run writes."""
+  figure = config.figure
+  rule = f"expected one of {FIGURE_KINDS}"
+  require(figure.kind in FIGURE_KINDS, "figure.kind", figure.kind, rule)
+  metrics = tuple(figure.metrics)
+  require(len(metrics) >= 1, "figure.metrics", metrics, "name at least one")
+  known = METRIC_COLUMNS + PIPELINE_METRICS.get(config.pipeline, ())
+  if not config.get("downstream", True):
+    known = tuple(m for m in known if m not in DOWNSTREAM_METRICS)
+  for metric in metrics:
+    rule = f"this run writes {known}"
+    require(metric in known, "figure.metrics", metric, rule)

@@ -269,6 +269,8 @@ def test_run_grid_compiles_once_per_trained_method_and_data_set(tiny_run):
     ("test_fraction", 0.0, "test_fraction=0.0"),
     ("methods", ("infonce", "oracle"), "method='oracle'"),
     ("p_same", 1.5, "p_same=1.5"),
+    ("k", 0, "k=0"),
+    ("k", 14, "k=14"),  # Wine has 13 features (UCI wine data set).
   ],
 )
 def test_validate_names_the_bad_setting(setting, value, named):

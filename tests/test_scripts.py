@@ -63,10 +63,17 @@ def test_every_experiment_runs_end_to_end(name, tmp_path):
     assert isinstance(claim["holds"], bool) and claim["detail"]
 
 
-def test_reproduce_refuses_an_unknown_experiment_by_name(tmp_path):
-  done = _run("reproduce.py", "--experiments=anisotropy,spectral")
+@pytest.mark.parametrize(
+  "names, named",
+  [
+    ("anisotropy,spectral", "experiment='spectral' is invalid"),
+    ("phase,anisotropy,phase", "experiment='phase' is invalid: named twice"),
+  ],
+)
+def test_reproduce_refuses_a_bad_experiment_list_by_name(names, named):
+  done = _run("reproduce.py", f"--experiments={names}")
   assert done.returncode != 0
-  assert "experiment='spectral'" in done.stderr
+  assert named in done.stderr
   assert "compiled in" not in done.stderr
 
 

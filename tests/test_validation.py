@@ -27,6 +27,16 @@ from ssl_gmm import compilation, configs, experiment
     ("seeds", 0, "seeds=0"),
     ("methods", ("infonce", "moco"), "method='moco'"),
     ("claims", ("C1", "C9"), "claim='C9'"),
+    ("seeds", True, "seeds=True"),  # A bool, though Python counts it an int.
+    ("methods", (), "methods=()"),
+    ("methods", ("infonce", "lda", "infonce"), r"methods=.*named twice"),
+    # C3 reads simsiam's rows, so a run without simsiam cannot judge it.
+    ("methods", ("infonce", "infonce_dot", "pca"), r"methods=.*C3 reads"),
+    ("profile", "huge", "profile='huge'"),
+    ("thresholds.distance_max", float("nan"), "thresholds.distance_max=nan"),
+    ("figure.kind", "pie", "figure.kind='pie'"),
+    ("figure.metrics", ("distance", "loss"), "figure.metrics='loss'"),
+    ("figure.metrics", (), "figure.metrics=()"),
   ],
 )
 def test_invalid_setting_is_named_before_compiling(setting, value, named):
@@ -96,3 +106,19 @@ def test_an_mlp_setting_is_named_before_compiling(setting, value, named):
   ):
     experiment.run(config, "unused")
   assert not compiled
+
+
+def test_a_claim_needs_the_sweep_it_reads():
+  # C5 compares InfoNCE with LDA along both the anisotropy and p_same axes.
+  config = set_dotted(tiny_config(), "claims", ("C5",))
+  config = set_dotted(config, "methods", ("infonce", "lda"))
+  with pytest.raises(ValueError, match=r"^sweep=.*C5 reads p_same"):
+    experiment.validate(config)
+
+
+def test_figure_of_downstream_metrics_needs_downstream_scoring():
+  config = set_dotted(tiny_config(), "figure.metrics", ("accuracy",))
+  experiment.validate(config)
+  config = set_dotted(config, "downstream", False)
+  with pytest.raises(ValueError, match="^figure.metrics='accuracy'"):
+    experiment.validate(config)

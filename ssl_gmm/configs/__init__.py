@@ -1,4 +1,4 @@
-"""One ml_collections config per experiment, each with two profiles."""
+"""One ml_collections config per experiment, at each of common.PROFILES."""
 
 import importlib
 

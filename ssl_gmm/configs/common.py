@@ -1,4 +1,4 @@
-"""Settings shared by every experiment, and the two profiles.
+"""Settings shared by every experiment, and its profiles.
 
 The quick profile runs on two CPU cores in minutes; the full profile is
 paper scale, sized for one GPU; the smoke profile is a few seconds of the
