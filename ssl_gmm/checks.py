@@ -31,7 +31,11 @@ def is_finite(value) -> bool:
 
 
 def check_traced(name: str, value) -> None:
-  """Checks one value of a setting that may be swept (a Python number)."""
+  """Checks one number: p_same lies in [0, 1], any other setting is > 0.
+
+  Named for the settings a sweep may trace (anisotropy, p_same, temperature,
+  learning rate), it serves every positive real setting alike.
+  """
   require(is_finite(value), name, value, "must be a finite number")
   if name == "p_same":
     require(0 <= value <= 1, name, value, "must lie in [0, 1]")

@@ -44,9 +44,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   seeds = config.seeds
   require(is_int(seeds) and seeds >= 1, "seeds", seeds, "an int >= 1")
   mixture = config.mixture
-  require(
-    mixture.separation > 0, "separation", mixture.separation, "must be > 0"
-  )
+  check_traced("separation", mixture.separation)
   check_traced("anisotropy", mixture.anisotropy)
   check_traced("p_same", config.p_same)
   check_traced("temperature", config.train.temperature)
