@@ -41,8 +41,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(
     config.pipeline in PIPELINES, "pipeline", config.pipeline, f"{PIPELINES}"
   )
-  seeds = config.seeds
-  require(is_int(seeds) and seeds >= 1, "seeds", seeds, "an int >= 1")
   mixture = config.mixture
   check_traced("separation", mixture.separation)
   check_traced("anisotropy", mixture.anisotropy)
@@ -53,24 +51,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(
     train.optimizer in OPTIMIZERS, "optimizer", train.optimizer, f"{OPTIMIZERS}"
   )
-  require(
-    is_int(train.steps) and train.steps >= 1,
-    "steps",
-    train.steps,
-    "an int >= 1",
+  counts = (
+    ("seeds", config.seeds, 1),
+    ("steps", train.steps, 1),
+    ("batch", train.batch, 2),
+    ("n_eval", config.n_eval, 4),
   )
-  require(
-    is_int(train.batch) and train.batch >= 2,
-    "batch",
-    train.batch,
-    "an int >= 2",
-  )
-  require(
-    is_int(config.n_eval) and config.n_eval >= 4,
-    "n_eval",
-    config.n_eval,
-    "an int >= 4",
-  )
+  for name, value, least in counts:
+    rule = f"an int >= {least}"
+    require(is_int(value) and value >= least, name, value, rule)
   require(
     train.get("sampler", "plain") in SAMPLERS,
     "sampler",
