@@ -35,8 +35,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ssl_gmm import programs, subspace
+from ssl_gmm.checks import is_finite, is_int, require
 from ssl_gmm.mixture import Mixture, sample_pairs
 
 BASELINE_METHODS = ("pca", "whitened_pca", "lda", "oracle")
@@ -293,9 +295,25 @@ def fit_lda(x, labels, num_components: int, k: int, shrinkage=0.0):
     [k, d] float64 encoder.
 
   Raises:
-    ValueError: if the (shrunk) within-class covariance is singular, naming
-      its rank and the remedies.
+    ValueError: if shrinkage lies outside [0, 1], x is not a finite [n, d]
+      array, a label lies outside 0..K-1, or the (shrunk) within-class
+      covariance is singular, naming its rank and the remedies.
   """
+  ok = is_finite(shrinkage) and 0 <= shrinkage <= 1
+  require(ok, "shrinkage", shrinkage, "must lie in [0, 1]")
+  x, labels = np.asarray(x), np.asarray(labels)
+  require(x.ndim == 2, "x.shape", x.shape, "expected [n, d]")
+  if not np.all(np.isfinite(x)):
+    row, column = np.argwhere(~np.isfinite(x))[0]
+    value = x[row, column]
+    require(False, f"x[{row}, {column}]", value, "samples must be finite")
+  ok = is_int(num_components) and num_components >= 2
+  require(ok, "num_components", num_components, "K >= 2")
+  ok = is_int(k) and 1 <= k <= x.shape[1]
+  require(ok, "k", k, f"1 <= k <= d (d = {x.shape[1]})")
+  outside = labels[(labels < 0) | (labels >= num_components)]
+  rule = f"every label must lie in 0..K-1 (K = {num_components})"
+  require(not outside.size, "label", outside[:1].tolist(), rule)
   with jax.enable_x64(True):
     moments = moments_from_samples(x, labels, num_components)
     within = subspace.shrink(within_covariance(moments), shrinkage)

@@ -30,17 +30,36 @@ def is_finite(value) -> bool:
   return number and not isinstance(value, bool) and math.isfinite(value)
 
 
+# The range each positive setting may take. Training and sampling run in
+# float32, whose normal numbers span about 1e-38 to 3e38: outside these
+# ranges an anisotropy's variances (and their squares) or a temperature's
+# logits underflow or overflow there, and the run would report NaN or
+# diverge for a reason that is not the method's. A learning rate needs only
+# to be a float32 number: too large a one diverges, which a sweep records.
+# Any other positive setting gets DEFAULT_RANGE.
+RANGES = {
+  "anisotropy": (1e-6, 1e6),
+  "separation": (1e-6, 1e6),
+  "temperature": (1e-4, 1e4),
+  "learning_rate": (1e-30, 1e35),
+}
+DEFAULT_RANGE = (1e-6, 1e6)
+
+
 def check_traced(name: str, value) -> None:
-  """Checks one number: p_same lies in [0, 1], any other setting is > 0.
+  """Checks one number: p_same lies in [0, 1], any other setting in its range.
 
   Named for the settings a sweep may trace (anisotropy, p_same, temperature,
-  learning rate), it serves every positive real setting alike.
+  learning rate), it serves every positive real setting alike (`RANGES`).
   """
   require(is_finite(value), name, value, "must be a finite number")
   if name == "p_same":
     require(0 <= value <= 1, name, value, "must lie in [0, 1]")
   else:
     require(value > 0, name, value, "must be > 0")
+    low, high = RANGES.get(name, DEFAULT_RANGE)
+    rule = f"must lie in [{low:g}, {high:g}], where float32 holds its effects"
+    require(low <= value <= high, name, value, rule)
 
 
 def check_values(name: str, value) -> None:
@@ -51,12 +70,20 @@ def check_values(name: str, value) -> None:
   """
   if isinstance(value, jax.core.Tracer):
     return
+  require(not isinstance(value, bool | str), name, value, "must be a number")
   flat = np.ravel(np.asarray(value, np.float64))
-  low = flat >= 0 if name == "p_same" else flat > 0
-  high = flat <= 1 if name == "p_same" else flat < np.inf
-  ok = low & high & np.isfinite(flat)
+  if name == "p_same":
+    low, high = 0.0, 1.0
+  else:
+    low, high = RANGES.get(name, DEFAULT_RANGE)
+  ok = (flat >= low) & (flat <= high)  # False at NaN.
   if not np.all(ok):
     check_traced(name, float(flat[np.argmin(ok)]))
+
+
+def check_count(name: str, value, least: int = 1) -> None:
+  """Checks a count (a number of samples, steps, ...): an int >= least."""
+  require(is_int(value) and value >= least, name, value, f"an int >= {least}")
 
 
 def check_shape(dim: int, num_components: int, k: int) -> None:
@@ -67,10 +94,16 @@ def check_shape(dim: int, num_components: int, k: int) -> None:
     num_components,
     "K >= 2",
   )
-  require(
-    is_int(dim) and dim >= num_components,
-    "dim",
-    dim,
-    f"d >= K (K = {num_components})",
-  )
+  require(is_int(dim), "dim", dim, "must be an int")
+  require(dim >= num_components, "dim", dim, f"d >= K (K = {num_components})")
   require(is_int(k) and 1 <= k <= dim, "k", k, f"1 <= k <= d (d = {dim})")
+
+
+def check_n_eval(n_eval: int, num_components: int) -> None:
+  """Held-out samples enough for k-means to find K clusters in either half.
+
+  The first half of the n_eval held-out samples fits the class means, the
+  second is classified and clustered.
+  """
+  rule = f"an int >= 2 K = {2 * num_components}: K clusters in either half"
+  require(n_eval >= 2 * num_components, "n_eval", n_eval, rule)

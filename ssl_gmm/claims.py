@@ -253,21 +253,23 @@ def claim_c4(rows: Rows, config: ml_collections.ConfigDict) -> dict:
 
 
 def claim_c6(rows: Rows, config: ml_collections.ConfigDict) -> dict:
-  """C6: on digits, InfoNCE's NMI is within nmi_margin of LDA's."""
-  margin = config.thresholds.nmi_margin
+  """C6: InfoNCE's NMI is within nmi_margin of LDA's on claim_dataset.
+
+  claim_dataset is digits but in the smoke profile; the other data sets are
+  reported beside it.
+  """
+  margin, target = config.thresholds.nmi_margin, config.claim_dataset
   parts, holds = [], False
   for dataset in config.datasets:
     at = select(rows, dataset=dataset)
     nmi = {m: mean(select(at, method=m), "nmi") for m in config.methods}
-    if dataset == "digits":
+    if dataset == target:
       holds = nmi["infonce"] >= nmi["lda"] - margin
     parts.append(
       f"{dataset}: " + ", ".join(f"{m} {v:.3f}" for m, v in nmi.items())
     )
   detail = (
-    f"held-out k-means NMI; needs infonce >= lda - {margin} on digits"
-    + ("" if "digits" in config.datasets else " (not in this run)")
-    + ". "
+    f"held-out k-means NMI; needs infonce >= lda - {margin} on {target}. "
     + "; ".join(parts)
     + "."
   )
@@ -469,11 +471,13 @@ class Reads(NamedTuple):
     methods: methods whose rows it reads.
     sweep: settings it reads as swept.
     any_sweep: whether it reads the first swept setting, whichever it is.
+    metrics: the downstream metrics it reads (which a run may skip).
   """
 
   methods: tuple[str, ...] = ()
   sweep: tuple[str, ...] = ()
   any_sweep: bool = False
+  metrics: tuple[str, ...] = ()
 
 
 READS = {
@@ -483,12 +487,12 @@ READS = {
   "C3": Reads(("simsiam",)),
   "C4": Reads(("clip", "infonce")),
   "C5": Reads(("infonce", "lda"), ("anisotropy", "p_same")),
-  "C6": Reads(("infonce", "lda")),
+  "C6": Reads(("infonce", "lda"), metrics=("nmi",)),
   "embedding_dim": Reads(("infonce",)),
   "samples": Reads(("infonce",), ("n",)),
   "phase": Reads(("infonce",), ("anisotropy", "p_same")),
   "objectives": Reads(),
-  "mlp": Reads(("infonce_mlp", "infonce")),
+  "mlp": Reads(("infonce_mlp", "infonce"), metrics=("accuracy",)),
   "hetero_lda_gap": Reads(("lda",), ("anisotropy",)),
   "hetero_infonce": Reads(("infonce", "lda"), ("anisotropy",)),
 }

@@ -58,7 +58,13 @@ from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
 
 from ssl_gmm import baselines, metrics, programs, synthetic
 from ssl_gmm import train as training
-from ssl_gmm.checks import check_shape, check_traced, is_int, require
+from ssl_gmm.checks import (
+  check_shape,
+  check_traced,
+  check_values,
+  is_int,
+  require,
+)
 from ssl_gmm.mixture import Mixture, components, pair_components
 from ssl_gmm.validation import TRACED_SETTINGS
 
@@ -119,8 +125,18 @@ def make_hetero_mixture(
 
   Returns:
     The mixture, with uniform weights.
+
+  Raises:
+    ValueError: if K < 2, d < K, n_nuisance lies outside [1, d], or a
+      separation or anisotropy known on the host is outside its range.
   """
+  check_shape(dim, num_components, 1)
+  check_values("separation", separation)
   n_nuisance = num_components if n_nuisance is None else n_nuisance
+  rule = f"1 <= n_nuisance <= d (d = {dim})"
+  ok = is_int(n_nuisance) and 1 <= n_nuisance <= dim
+  require(ok, "n_nuisance", n_nuisance, rule)
+  check_values("anisotropy", anisotropy)
   key_means, key_nuisance = jax.random.split(key)
   directions = jax.random.normal(key_means, (num_components, dim), dtype)
   norms = jnp.linalg.norm(directions, axis=1, keepdims=True)
@@ -539,6 +555,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   # (seeds, separation, optimiser, steps, batch, n_eval) already.
   dim, num_components, k = synthetic.point_shape(config, {}, 0)
   check_shape(dim, num_components, k)
+  n_eval, least = config.n_eval, 8 * num_components * (k + 1)
+  rule = (
+    f"an int >= 8 K (k + 1) = {least}: about 4 (k + 1) samples of each "
+    "class in the half that fits QDA's k-dimensional covariances"
+  )
+  require(n_eval >= least, "n_eval", n_eval, rule)
   r = config.mixture.n_nuisance
   r = num_components if r is None else r
   rule = f"1 <= n_nuisance <= d (d = {dim})"

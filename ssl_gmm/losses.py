@@ -16,7 +16,7 @@ a constant column standardises without 0/0.
 import jax
 import jax.numpy as jnp
 
-from ssl_gmm.checks import check_values
+from ssl_gmm.checks import check_values, is_finite, require
 
 SIMILARITIES = ("cosine", "dot")
 
@@ -29,6 +29,37 @@ def l2_normalize(z: jax.Array) -> jax.Array:
   """Scales every row of z to unit norm; zero rows stay zero."""
   squared = jnp.sum(z * z, axis=-1, keepdims=True)
   return z * jax.lax.rsqrt(jnp.maximum(squared, _NORM_FLOOR))
+
+
+def check_batch(least: int = 1, **views: jax.Array) -> None:
+  """Checks the views of a batch: [n, k] arrays of one shape, with n >= least.
+
+  Shapes are static, so this runs on the host even under jit. The
+  cross-entropy losses are defined from one pair (the loss is then 0); the
+  losses of batch statistics and of pairs i != j need two.
+
+  Raises:
+    ValueError: naming the first view that is not [n, k], or whose shape
+      differs from the first's, or n < least.
+  """
+  (first, reference), *_ = views.items()
+  for name, view in views.items():
+    shape = tuple(view.shape)
+    require(len(shape) == 2, f"{name}.shape", shape, "expected [n, k]")
+    rule = f"expected {first}'s shape {tuple(reference.shape)}"
+    require(shape == tuple(reference.shape), f"{name}.shape", shape, rule)
+  rule = f"n >= {least} pairs"
+  require(reference.shape[0] >= least, "n", reference.shape[0], rule)
+
+
+def check_weights(**weights) -> None:
+  """Checks loss weights known on the host: finite and >= 0 (eps > 0)."""
+  for name, value in weights.items():
+    if isinstance(value, jax.core.Tracer):
+      continue
+    require(is_finite(value), name, value, "must be a finite number")
+    positive = value > 0 if name == "eps" else value >= 0
+    require(positive, name, value, "must be > 0" if name == "eps" else ">= 0")
 
 
 def similarity_logits(
@@ -74,6 +105,7 @@ def infonce(
     van den Oord et al., "Representation Learning with Contrastive Predictive
     Coding", 2018.
   """
+  check_batch(z=z, z_pos=z_pos)
   return _cross_entropy_diagonal(
     similarity_logits(z, z_pos, temperature, similarity)
   )
@@ -97,6 +129,7 @@ def ntxent(
     Chen et al., "A Simple Framework for Contrastive Learning of Visual
     Representations", 2020.
   """
+  check_batch(z=z, z_pos=z_pos)
   n = z.shape[0]
   both = jnp.concatenate([z, z_pos], axis=0)  # [2n, k]
   logits = similarity_logits(both, both, temperature, similarity)
@@ -129,6 +162,7 @@ def simsiam(
   References:
     Chen & He, "Exploring Simple Siamese Representation Learning", 2021.
   """
+  check_batch(p=p, p_pos=p_pos, z=z, z_pos=z_pos)
   sg = jax.lax.stop_gradient
   return 0.5 * (negative_cosine(p, sg(z_pos)) + negative_cosine(p_pos, sg(z)))
 
@@ -152,6 +186,7 @@ def clip(
     Radford et al., "Learning Transferable Visual Models From Natural
     Language Supervision", 2021.
   """
+  check_batch(z_x=z_x, z_y=z_y)
   logits = similarity_logits(z_x, z_y, temperature, similarity)
   return 0.5 * (
     _cross_entropy_diagonal(logits) + _cross_entropy_diagonal(logits.T)
@@ -187,12 +222,8 @@ def spectral_contrastive(z: jax.Array, z_pos: jax.Array) -> jax.Array:
     HaoChen, Wei, Gaidon & Ma, "Provable Guarantees for Self-Supervised Deep
     Learning with Spectral Contrastive Loss", NeurIPS 2021.
   """
+  check_batch(2, z=z, z_pos=z_pos)
   n = z.shape[0]
-  if n < 2:
-    raise ValueError(
-      f"spectral_contrastive needs n >= 2 pairs (its negatives are the pairs "
-      f"i != j); got n={n}."
-    )
   products = z @ z_pos.T  # [n, n]: z_i . z_pos_j
   positive = jnp.mean(jnp.diagonal(products))
   negative = _sum_off_diagonal_squares(products) / (n * (n - 1))
@@ -239,6 +270,8 @@ def barlow_twins(
     Zbontar, Jing, Misra, LeCun & Deny, "Barlow Twins: Self-Supervised
     Learning via Redundancy Reduction", ICML 2021.
   """
+  check_batch(2, z=z, z_pos=z_pos)
+  check_weights(off_diagonal_weight=off_diagonal_weight)
   n = z.shape[0]
   c = _standardize_columns(z).T @ _standardize_columns(z_pos) / n
   on_diagonal = jnp.sum(jnp.square(1 - jnp.diagonal(c)))
@@ -276,17 +309,21 @@ def vicreg(
     constant over the batch.
 
   Raises:
-    ValueError: if n < 2, where the unbiased variance is undefined.
+    ValueError: if n < 2, where the unbiased variance is undefined, or a
+      weight known on the host is negative (eps not > 0).
 
   References:
     Bardes, Ponce & LeCun, "VICReg: Variance-Invariance-Covariance
     Regularization for Self-Supervised Learning", ICLR 2022.
   """
+  check_batch(2, z=z, z_pos=z_pos)
+  check_weights(
+    invariance_weight=invariance_weight,
+    variance_weight=variance_weight,
+    covariance_weight=covariance_weight,
+    eps=eps,
+  )
   n, k = z.shape
-  if n < 2:
-    raise ValueError(
-      f"vicreg needs n >= 2 pairs for its unbiased variance; got n={n}."
-    )
 
   def variance_and_covariance(x):
     centered = x - jnp.mean(x, axis=0)
@@ -333,6 +370,7 @@ def byol(
     Grill et al., "Bootstrap Your Own Latent: A New Approach to
     Self-Supervised Learning", NeurIPS 2020.
   """
+  check_batch(p=p, p_pos=p_pos, target=target, target_pos=target_pos)
   sg = jax.lax.stop_gradient
   forward = 2 + 2 * negative_cosine(p, sg(target_pos))
   backward = 2 + 2 * negative_cosine(p_pos, sg(target))

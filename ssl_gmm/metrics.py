@@ -180,7 +180,8 @@ def downstream(
   """Nearest-class-mean accuracy and k-means NMI/ARI on held-out samples.
 
   Class means come from the fitting split; accuracy, and k-means with
-  `num_components` clusters, are measured on the test split.
+  `num_components` clusters, are measured on the test split, which needs at
+  least `num_components` samples.
 
   Args:
     embed_fit: [n, k] embeddings of the fitting split.
@@ -190,7 +191,9 @@ def downstream(
     num_components: K.
     seed: seed of k-means' initialisation.
   """
-  classes = np.arange(num_components)
+  # A component that drew no fitting sample has no mean and is never
+  # predicted (its test samples count as errors).
+  classes = np.unique(labels_fit)
   centroids = np.stack(
     [embed_fit[labels_fit == c].mean(axis=0) for c in classes]
   )

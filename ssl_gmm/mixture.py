@@ -12,7 +12,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssl_gmm.checks import check_shape, check_values, is_int, require
+from ssl_gmm.checks import (
+  check_count,
+  check_shape,
+  check_values,
+  is_int,
+  require,
+)
 
 
 class Mixture(NamedTuple):
@@ -126,15 +132,25 @@ def mixture_from_params(
     The mixture, with a Cholesky factor as the square root of `cov`.
 
   Raises:
-    ValueError: if a shape disagrees, the weights are not a distribution, or
-      `cov` is not symmetric positive definite.
+    ValueError: if the means are not a finite [K, d] array with K >= 2 and
+      d >= K, a shape disagrees, the weights are not a distribution, or `cov`
+      is not finite, symmetric and positive definite in the dtype it is
+      stored in (float32 unless x64 is enabled): its condition number below
+      1 / (d eps), eps that dtype's machine epsilon, and its eigenvalues
+      squared within the dtype's range.
   """
   means = np.asarray(means, np.float64)
   cov = np.asarray(cov, np.float64)
+  if means.ndim != 2:
+    raise ValueError(f"means has shape {means.shape}; expected [K, d].")
   num_components, dim = means.shape
+  check_shape(dim, num_components, 1)
   if weights is None:
     weights = np.full(num_components, 1 / num_components)
   weights = np.asarray(weights, np.float64)
+  for name, value in (("means", means), ("cov", cov), ("weights", weights)):
+    if not np.all(np.isfinite(value)):
+      raise ValueError(f"{name} holds a value that is not finite: {value}.")
   if cov.shape != (dim, dim):
     raise ValueError(f"cov has shape {cov.shape}; expected {(dim, dim)}.")
   if weights.shape != (num_components,) or np.any(weights < 0):
@@ -143,14 +159,20 @@ def mixture_from_params(
     raise ValueError(f"weights sum to {weights.sum()}, not 1.")
   if not np.allclose(cov, cov.T):
     raise ValueError("cov is not symmetric.")
-  eigenvalues = np.linalg.eigvalsh(cov)
-  # Relative to the largest, as numpy.linalg.matrix_rank does: a singular
-  # matrix rounds to a tiny eigenvalue of either sign.
-  tolerance = dim * np.finfo(np.float64).eps * max(eigenvalues[-1], 0.0)
-  if eigenvalues[0] <= tolerance:
+  smallest, largest = np.linalg.eigvalsh(cov)[[0, -1]]
+  # Checked in the dtype the mixture is stored in (float32 unless x64 is
+  # enabled). Relative to the largest eigenvalue, as
+  # numpy.linalg.matrix_rank does: below it that dtype cannot tell cov from
+  # a singular matrix. Within [sqrt(tiny), sqrt(max)] a variance's square
+  # neither underflows nor overflows.
+  info = np.finfo(jax.dtypes.canonicalize_dtype(np.float64))
+  tolerance = dim * info.eps * max(largest, 0.0)
+  low, high = np.sqrt(info.tiny), np.sqrt(info.max)
+  if smallest <= tolerance or not low <= smallest <= largest <= high:
     raise ValueError(
-      f"cov is not positive definite: smallest eigenvalue "
-      f"{eigenvalues[0]:.3g} (largest {eigenvalues[-1]:.3g})."
+      f"cov is not positive definite in {info.dtype}: smallest eigenvalue "
+      f"{smallest:.3g}, largest {largest:.3g} (needs smallest > "
+      f"{tolerance:.3g} and both within [{low:.3g}, {high:.3g}])."
     )
   chol = np.linalg.cholesky(cov)
   return Mixture.from_sqrt(
@@ -165,7 +187,11 @@ def sample(
 
   Returns:
     x: [n, d] samples; labels: [n] int component indices.
+
+  Raises:
+    ValueError: if n is not an int >= 1.
   """
+  check_count("n", n)
   key_label, key_noise = jax.random.split(key)
   labels = components(key_label, mixture.weights, n)
   return _draw(key_noise, mixture, labels, dtype), labels
@@ -198,8 +224,10 @@ def sample_pairs(
     components; labels_pos: [n] positive components.
 
   Raises:
-    ValueError: if a p_same known on the host lies outside [0, 1].
+    ValueError: if n is not an int >= 1, or a p_same known on the host lies
+      outside [0, 1].
   """
+  check_count("n", n)
   check_values("p_same", p_same)
   labels, labels_pos, key_x, key_pos = pair_components(
     key, mixture.weights, n, p_same, dtype
@@ -283,8 +311,10 @@ def embedded_pairs(
     z: [n, k] anchor embeddings; z_pos: [n, k] positive embeddings.
 
   Raises:
-    ValueError: if a p_same known on the host lies outside [0, 1].
+    ValueError: if n is not an int >= 1, or a p_same known on the host lies
+      outside [0, 1].
   """
+  check_count("n", n)
   check_values("p_same", p_same)
   dtype = encoder.dtype
   k = encoder.shape[0]

@@ -32,7 +32,7 @@ from sklearn import linear_model
 
 from ssl_gmm import baselines, losses, metrics, programs, subspace, synthetic
 from ssl_gmm import train as training
-from ssl_gmm.checks import check_shape, check_traced, require
+from ssl_gmm.checks import check_n_eval, check_shape, check_traced, require
 from ssl_gmm.mixture import Mixture, make_mixture
 
 METHODS = ("clip", "clip_y", "infonce", "lda", "oracle")
@@ -631,6 +631,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   rule = f"1 <= k <= min(dim_x, dim_y) = {smaller}"
   require(1 <= k <= smaller, "k", k, rule)
   check_shape(smaller, num_components, k)
+  check_n_eval(config.n_eval, num_components)
   private = mm.private_norm
   require(
     math.isfinite(private) and private >= 0,

@@ -52,6 +52,7 @@ embedding dimension (K - 1 by default), `P` grid points.
 
 import dataclasses
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -637,11 +638,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
     ValueError: naming the first invalid setting and its value.
   """
   require = checks.require
-  require(len(config.datasets) >= 1, "datasets", config.datasets, "need one")
-  for name in config.datasets:
+  datasets = tuple(config.datasets)
+  require(len(datasets) >= 1, "datasets", datasets, "need one")
+  repeated = sorted({name for name in datasets if datasets.count(name) > 1})
+  require(not repeated, "datasets", datasets, f"{repeated} named twice")
+  for name in datasets:
     require(
       name in LOADERS, "dataset", name, f"expected one of {tuple(LOADERS)}"
     )
+  if "C6" in config.claims:
+    target = config.claim_dataset
+    rule = f"claim C6 reads {datasets}: one of them"
+    require(target in datasets, "claim_dataset", target, rule)
   fraction = config.test_fraction
   require(
     checks.is_finite(fraction) and 0 < fraction < 1,
@@ -653,11 +661,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
     require(method in METHODS, "method", method, f"expected one of {METHODS}")
   k = config.k
   require(k is None or (checks.is_int(k) and k >= 1), "k", k, "None or >= 1")
-  for name in config.datasets if k is not None else ():
+  for name in datasets:
+    x, y = load(name)
+    # Either side of the stratified split needs two rows of every class
+    # (sklearn refuses fewer than one; the class covariances need two).
+    num_classes = len(np.unique(y))
+    held = math.ceil(fraction * len(y))
+    sides = min(held, len(y) - held)
+    rule = (
+      f"it leaves {held} of {name}'s {len(y)} rows for testing and "
+      f"{len(y) - held} for training; each needs 2 K = {2 * num_classes}"
+    )
+    require(sides >= 2 * num_classes, "test_fraction", fraction, rule)
     # An upper bound on the features a split keeps (those not constant on
     # its training rows); build_dataset checks the exact number.
-    width = int(np.sum(np.ptp(load(name)[0], axis=0) > 0))
-    require(k <= width, "k", k, f"{name} has {width} non-constant features")
+    width = int(np.sum(np.ptp(x, axis=0) > 0))
+    if k is not None:
+      rule = f"{name} has {width} non-constant features"
+      require(k <= width, "k", k, rule)
   for name, values in config.sweep.items():
     known = validation.TRACED_SETTINGS
     require(name in known, "sweep", name, f"real_data sweeps only {known}")

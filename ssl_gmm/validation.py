@@ -1,11 +1,19 @@
 """Refuses invalid settings on the host, before anything is compiled."""
 
 import itertools
+import re
 
 import ml_collections
 
 from ssl_gmm.baselines import BASELINE_METHODS
-from ssl_gmm.checks import check_shape, check_traced, is_finite, is_int, require
+from ssl_gmm.checks import (
+  check_n_eval,
+  check_shape,
+  check_traced,
+  is_finite,
+  is_int,
+  require,
+)
 from ssl_gmm.claims import CLAIMS, READS
 from ssl_gmm.configs.common import PROFILES
 from ssl_gmm.results import METRIC_COLUMNS
@@ -30,6 +38,13 @@ PIPELINE_METRICS = {
   "heteroscedastic": ("qda_accuracy", "bayes_accuracy"),
 }
 DOWNSTREAM_METRICS = ("accuracy", "nmi", "ari")
+# The pipelines that can skip the downstream metrics (`downstream` False);
+# the others read them in their own claims, or score with them alone.
+SKIPS_DOWNSTREAM = ("synthetic", "samples")
+# A config's name names its folder under the output directory.
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+# jax.random.PRNGKey keeps a seed's low 32 bits: 2**32 would repeat 0.
+SEED_LIMIT = 2**32
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -41,6 +56,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(
     config.pipeline in PIPELINES, "pipeline", config.pipeline, f"{PIPELINES}"
   )
+  name = config.name
+  rule = "letters, digits, '_' and '-' only: it names a folder"
+  require(isinstance(name, str) and NAME.fullmatch(name), "name", name, rule)
+  seed = config.seed
+  rule = f"an int in [0, {SEED_LIMIT})"
+  require(is_int(seed) and 0 <= seed < SEED_LIMIT, "seed", seed, rule)
   mixture = config.mixture
   check_traced("separation", mixture.separation)
   check_traced("anisotropy", mixture.anisotropy)
@@ -81,12 +102,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
       budget,
       "must be > 0",
     )
-  require(
-    isinstance(config.get("downstream", True), bool),
-    "downstream",
-    config.get("downstream"),
-    "must be True or False",
-  )
+  downstream = config.get("downstream", True)
+  rule = "must be True or False"
+  require(isinstance(downstream, bool), "downstream", downstream, rule)
+  rule = f"only the pipelines {SKIPS_DOWNSTREAM} can skip downstream metrics"
+  ok = downstream or config.pipeline in SKIPS_DOWNSTREAM
+  require(ok, "downstream", downstream, rule)
   require(config.profile in PROFILES, "profile", config.profile, f"{PROFILES}")
   for name, value in config.thresholds.items():
     rule = "must be a finite number"
@@ -178,8 +199,11 @@ def _check_sweep(config: ml_collections.ConfigDict) -> None:
     else:
       for value in values:
         check_traced(name, value)
+  if config.pipeline == "real_data":
+    return  # Its d, K and k come from the data sets (real_data.validate).
   for dim, num_components, k in itertools.product(*shapes.values()):
     check_shape(dim, num_components, num_components - 1 if k is None else k)
+    check_n_eval(config.n_eval, num_components)
     n_nuisance = config.mixture.n_nuisance
     if n_nuisance is not None:
       require(
@@ -201,6 +225,10 @@ def _check_reads(config: ml_collections.ConfigDict, claim: str) -> None:
     require(name in swept, "sweep", swept, f"claim {claim} reads {name} swept")
   if reads.any_sweep:
     require(swept, "sweep", swept, f"claim {claim} reads a swept setting")
+  if not config.get("downstream", True):
+    for metric in reads.metrics:
+      rule = f"claim {claim} reads {metric}, a downstream metric"
+      require(metric not in DOWNSTREAM_METRICS, "downstream", False, rule)
 
 
 def _check_figure(config: ml_collections.ConfigDict) -> None:

@@ -104,6 +104,23 @@ def scored(grid):
 # The mixture -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+  "changes, named",
+  [
+    (dict(num_components=1), "num_components=1"),  # K < 2
+    (dict(dim=2), "dim=2"),  # d < K = 3
+    (dict(n_nuisance=7), "n_nuisance=7"),  # > d = 6
+    (dict(n_nuisance=0), "n_nuisance=0"),  # Every Sigma_c = I: no contrast.
+    (dict(anisotropy=-1.0), "anisotropy=-1.0"),  # Sigma_c indefinite.
+    (dict(separation=0.0), "separation=0.0"),
+  ],
+)
+def test_make_hetero_mixture_names_a_bad_argument(changes, named):
+  arguments = dict(dim=DIM, num_components=K, anisotropy=10.0) | changes
+  with pytest.raises(ValueError, match=f"^{named} is invalid"):
+    hetero.make_hetero_mixture(jax.random.PRNGKey(0), **arguments)
+
+
 def test_each_covariance_has_the_stated_eigenvalues_and_square_root(grid):
   _, points, _, mixtures = grid
   for p, anisotropy in enumerate(points.swept["anisotropy"]):

@@ -947,7 +947,9 @@ def test_byol_closed_forms():
   np.testing.assert_allclose(byol(-p_pos, -p), 4.0, rtol=1e-6, atol=0)
 
 
-@pytest.mark.parametrize("name", ["spectral_contrastive", "vicreg"])
+@pytest.mark.parametrize(
+  "name", ["spectral_contrastive", "vicreg", "barlow_twins"]
+)
 def test_needs_two_pairs(name):
   z = jnp.ones((1, 3))
   loss = getattr(losses, name)
@@ -956,3 +958,48 @@ def test_needs_two_pairs(name):
   # Shapes are static, so the check also fires when tracing under jit.
   with pytest.raises(ValueError, match="n=1"):
     jax.jit(loss)(z, z)
+
+
+# Every loss, with the views it takes (2 or 4) and its other arguments.
+_VIEWS = {
+  "infonce": (2, (0.5,)),
+  "ntxent": (2, (0.5,)),
+  "clip": (2, (0.5,)),
+  "spectral_contrastive": (2, ()),
+  "barlow_twins": (2, ()),
+  "vicreg": (2, ()),
+  "simsiam": (4, ()),
+  "byol": (4, ()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_VIEWS))
+def test_a_batch_of_the_wrong_shape_is_named(name):
+  views, extra = _VIEWS[name]
+  loss = getattr(losses, name)
+  good = [jnp.ones((8, 3))] * views
+  # A second view of 5 rows against 8 would score the wrong pairs.
+  with pytest.raises(ValueError, match=r"shape=\(5, 3\) is invalid"):
+    loss(good[0], jnp.ones((5, 3)), *good[2:], *extra)
+  # One-dimensional views are not [n, k] (a logsumexp would still run).
+  flat = [jnp.ones(5)] * views
+  with pytest.raises(ValueError, match=r"shape=\(5,\) is invalid"):
+    loss(*flat, *extra)
+  # No pair at all: the mean over zero rows is NaN.
+  empty = [jnp.ones((0, 3))] * views
+  with pytest.raises(ValueError, match="^n=0 is invalid"):
+    jax.jit(lambda *v: loss(*v, *extra))(*empty)
+
+
+@pytest.mark.parametrize(
+  "name, weights, named",
+  [
+    ("vicreg", dict(eps=0.0), "eps=0.0"),
+    ("vicreg", dict(variance_weight=-1.0), "variance_weight=-1.0"),
+    ("barlow_twins", dict(off_diagonal_weight=float("nan")), "off_diagonal"),
+  ],
+)
+def test_a_bad_loss_weight_is_named(name, weights, named):
+  z = jnp.ones((8, 3))
+  with pytest.raises(ValueError, match=f"^{named}"):
+    getattr(losses, name)(z, z, **weights)

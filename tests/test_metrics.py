@@ -361,6 +361,23 @@ def test_downstream_of_separated_embeddings_is_perfect():
   np.testing.assert_allclose(scores.ari, 1.0, rtol=0, atol=1e-12)
 
 
+def test_a_component_missing_from_the_fitting_half_is_never_predicted():
+  # Few held-out samples can leave a component out of the fitting half; its
+  # mean is then undefined and must not turn into a NaN centroid.
+  rng = np.random.default_rng(2)
+  embed_fit, labels_fit = _clusters(rng, 300, spread=0.1)
+  embed_test, labels_test = _clusters(rng, 300, spread=0.1)
+  kept = labels_fit != 2
+  scores = metrics.downstream(
+    embed_fit[kept], labels_fit[kept], embed_test, labels_test, 3
+  )
+  # Closed form: classes 0 and 1 are right, class 2 (a third) goes to the
+  # nearer of their centres, so accuracy is exactly 2 / 3; k-means still
+  # finds all three clusters.
+  np.testing.assert_allclose(scores.accuracy, 2 / 3, rtol=0, atol=1e-12)
+  np.testing.assert_allclose(scores.nmi, 1.0, rtol=0, atol=1e-12)
+
+
 def test_downstream_without_information_is_near_chance():
   rng = np.random.default_rng(1)
   n, num_components = 3000, 3

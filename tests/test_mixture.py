@@ -423,7 +423,9 @@ def test_sampler_same_under_x64():
   [
     (dict(num_components=1), "num_components=1"),  # K < 2
     (dict(dim=2), "dim=2"),  # d < K = 3
-    (dict(dim=8.0), "dim=8.0"),
+    (dict(dim=8.0), "dim=8.0"),  # Not an int (the message says so).
+    (dict(anisotropy=1e-8), "anisotropy=1e-08"),  # Underflows when squared.
+    (dict(anisotropy=True), "anisotropy=True"),  # A bool is not a number.
     (dict(anisotropy=-1.0), "anisotropy=-1.0"),  # Sigma not positive definite
     (dict(anisotropy=0.0), "anisotropy=0.0"),
     (dict(separation=float("nan")), "separation=nan"),
@@ -441,3 +443,45 @@ def test_sample_pairs_names_a_bad_p_same(p_same):
   mixture = make_mixture(jax.random.PRNGKey(0), 4, 2, 1.0)
   with pytest.raises(ValueError, match=f"^p_same={p_same!r} is invalid"):
     sample_pairs(jax.random.PRNGKey(1), mixture, 8, p_same)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5])
+def test_samplers_name_a_bad_count(n):
+  mixture = make_mixture(jax.random.PRNGKey(0), 4, 2, 1.0)
+  key = jax.random.PRNGKey(1)
+  for draw in (sample, sample_pairs):
+    with pytest.raises(ValueError, match=f"^n={n!r} is invalid"):
+      draw(key, mixture, n)
+
+
+@pytest.mark.parametrize(
+  "means, cov, named",
+  [
+    (np.zeros(3), np.eye(3), r"means has shape \(3,\)"),  # Not [K, d].
+    (np.zeros((1, 3)), np.eye(3), "num_components=1"),  # K < 2
+    (np.zeros((3, 2)), np.eye(2), "dim=2"),  # d < K
+    (np.array([[np.nan, 0, 0], [1, 0, 0]]), np.eye(3), "means holds"),
+    (np.zeros((2, 3)), np.diag([1.0, np.inf, 1.0]), "cov holds"),
+    # Positive definite in float64, singular in float32, where a condition
+    # number of 1e9 exceeds 1 / (d eps) = 1 / (3 * 1.19e-7) = 2.8e6.
+    (
+      np.zeros((2, 3)),
+      np.diag([1.0, 1.0, 1e-9]),
+      "cov is not positive definite in float32",
+    ),
+    # Variances whose squares leave float32's range (1.2e-38 to 3.4e38).
+    (
+      np.zeros((2, 3)),
+      1e-30 * np.eye(3),
+      "cov is not positive definite in float32",
+    ),
+    (
+      np.zeros((2, 3)),
+      1e30 * np.eye(3),
+      "cov is not positive definite in float32",
+    ),
+  ],
+)
+def test_from_params_names_what_float32_cannot_hold(means, cov, named):
+  with pytest.raises(ValueError, match=f"^{named}"):
+    mixture_from_params(means, cov)

@@ -271,6 +271,11 @@ def test_run_grid_compiles_once_per_trained_method_and_data_set(tiny_run):
     ("p_same", 1.5, "p_same=1.5"),
     ("k", 0, "k=0"),
     ("k", 14, "k=14"),  # Wine has 13 features (UCI wine data set).
+    ("datasets", ("wine", "wine"), r"datasets=\('wine', 'wine'\)"),
+    ("claim_dataset", "digits", "claim_dataset='digits'"),  # Not in the run.
+    # Wine has 178 rows of 3 classes: 0.01 holds out 2, 0.99 trains on 1.
+    ("test_fraction", 0.01, "test_fraction=0.01"),
+    ("test_fraction", 0.99, "test_fraction=0.99"),
   ],
 )
 def test_validate_names_the_bad_setting(setting, value, named):
@@ -278,6 +283,20 @@ def test_validate_names_the_bad_setting(setting, value, named):
   config[setting] = value
   with pytest.raises(ValueError, match=f"^{named} is invalid"):
     validation.validate(config)  # Shared checks, then real_data's own.
+
+
+def test_k_is_checked_against_the_data_not_the_synthetic_mixture():
+  # digits keeps 61 of its 64 pixels; the synthetic mixture.dim of the shared
+  # defaults (32) has nothing to do with it.
+  config = real_data_config.get_config("quick")
+  with config.unlocked():
+    config.datasets = ("digits",)
+    config.k = 40
+  validation.validate(config)
+  with config.unlocked():
+    config.k = 62
+  with pytest.raises(ValueError, match="^k=62 is invalid: digits has 61"):
+    validation.validate(config)
 
 
 def test_validate_refuses_a_non_positive_temperature():

@@ -366,6 +366,33 @@ def test_fit_lda_singular_within_covariance_raises(labelled, kind, cause):
   assert cause in str(error.value)  # and the cause
 
 
+@pytest.mark.parametrize(
+  "change, named",
+  [
+    (dict(shrinkage=1.5), "shrinkage=1.5"),
+    (dict(shrinkage=-0.1), "shrinkage=-0.1"),
+    (dict(k=8), "k=8"),  # > d = 7
+    (dict(num_components=1), "num_components=1"),
+  ],
+)
+def test_fit_lda_names_a_bad_argument(labelled, change, named):
+  x, labels = labelled
+  arguments = dict(num_components=3, k=2) | change
+  with pytest.raises(ValueError, match=f"^{named} is invalid"):
+    baselines.fit_lda(x, labels, **arguments)
+
+
+def test_fit_lda_names_bad_samples_and_labels(labelled):
+  x, labels = labelled
+  bad = np.array(x)
+  bad[3, 2] = np.nan
+  with pytest.raises(ValueError, match=r"^x\[3, 2\]=.*nan.* is invalid"):
+    baselines.fit_lda(bad, labels, num_components=3, k=2)
+  # A label of 3 with K = 3 would be dropped from every class mean.
+  with pytest.raises(ValueError, match=r"^label=\[3\] is invalid"):
+    baselines.fit_lda(x, np.where(labels == 2, 3, labels), 3, 2)
+
+
 @pytest.mark.parametrize("kind", ["duplicated", "wide"])
 def test_fit_lda_with_shrinkage_succeeds_when_singular(labelled, kind):
   x, labels = _singular_samples(labelled, kind)

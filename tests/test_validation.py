@@ -37,6 +37,16 @@ from ssl_gmm import compilation, configs, experiment
     ("figure.kind", "pie", "figure.kind='pie'"),
     ("figure.metrics", ("distance", "loss"), "figure.metrics='loss'"),
     ("figure.metrics", (), "figure.metrics=()"),
+    # Outside float32's reach: variances of 1e-8 or 1e40 would underflow or
+    # overflow when squared, a temperature of 1e-46 rounds to 0.
+    ("mixture.anisotropy", 1e-8, "anisotropy=1e-08"),
+    ("mixture.anisotropy", 1e40, "anisotropy=1e\\+40"),
+    ("train.temperature", 1e-46, "temperature=1e-46"),
+    ("n_eval", 5, "n_eval=5"),  # K = 3: k-means needs 3 in either half.
+    ("seed", -1, "seed=-1"),
+    ("seed", 2**32, "seed=4294967296"),  # PRNGKey would repeat seed 0.
+    ("name", "../escape", "name='../escape'"),  # A folder outside --out.
+    ("name", "", "name=''"),
   ],
 )
 def test_invalid_setting_is_named_before_compiling(setting, value, named):
@@ -113,6 +123,38 @@ def test_a_claim_needs_the_sweep_it_reads():
   config = set_dotted(tiny_config(), "claims", ("C5",))
   config = set_dotted(config, "methods", ("infonce", "lda"))
   with pytest.raises(ValueError, match=r"^sweep=.*C5 reads p_same"):
+    experiment.validate(config)
+
+
+def test_a_claim_of_downstream_metrics_needs_downstream_scoring():
+  # mlp compares held-out accuracies; without them it could only fail late.
+  config = tiny_config(
+    methods=("infonce_mlp", "infonce"), claims=("mlp",), downstream=False
+  )
+  config = set_dotted(config, "train.sampler", "plain")
+  with pytest.raises(ValueError, match="^downstream=False.*mlp reads accuracy"):
+    experiment.validate(config)
+  experiment.validate(set_dotted(config, "downstream", True))
+
+
+@pytest.mark.parametrize("name", ["real_data", "multimodal", "heteroscedastic"])
+def test_only_the_synthetic_pipelines_skip_downstream_metrics(name):
+  config = set_dotted(configs.get_config(name, "smoke"), "downstream", False)
+  with pytest.raises(ValueError, match="^downstream=False.*can skip"):
+    experiment.validate(config)
+
+
+@pytest.mark.parametrize(
+  "name, setting, value, named",
+  [
+    ("multimodal", "n_eval", 5, "n_eval=5"),  # K = 4: 2 K = 8.
+    # d = 32, K = 4, k = 3: QDA's 3x3 class covariances need 8 K (k + 1).
+    ("heteroscedastic", "n_eval", 100, "n_eval=100"),
+  ],
+)
+def test_too_few_held_out_samples_are_named(name, setting, value, named):
+  config = set_dotted(configs.get_config(name, "smoke"), setting, value)
+  with pytest.raises(ValueError, match=f"^{named} is invalid"):
     experiment.validate(config)
 
 

@@ -48,7 +48,9 @@ def get_config(profile: str = "quick") -> ml_collections.ConfigDict:
   if profile == "smoke":  # What C6 reads, the MLP beside it, and baselines.
     config.methods = ("infonce", "infonce_mlp", "lda", "pca", "whitened_pca")
   config.claims = ("C6",)
-  # C6: on digits, infonce NMI >= lda NMI - this margin.
+  # C6: on this data set (digits; wine in the smoke profile, which trains on
+  # wine alone), infonce NMI >= lda NMI - this margin.
+  config.claim_dataset = "wine" if profile == "smoke" else "digits"
   config.thresholds.nmi_margin = 0.02
   config.figure.kind = "bars"  # One group of bars per data set.
   config.figure.x = "dataset"
