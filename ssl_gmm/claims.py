@@ -472,23 +472,27 @@ class Reads(NamedTuple):
     sweep: settings it reads as swept.
     any_sweep: whether it reads the first swept setting, whichever it is.
     metrics: the downstream metrics it reads (which a run may skip).
+    axes: the settings it tells apart when swept, beyond `sweep` (and the
+      first swept setting, for `any_sweep`). It averages over every other
+      one, so a run may not sweep another over more than one value.
   """
 
   methods: tuple[str, ...] = ()
   sweep: tuple[str, ...] = ()
   any_sweep: bool = False
   metrics: tuple[str, ...] = ()
+  axes: tuple[str, ...] = ()
 
 
 READS = {
-  "C1": Reads(("infonce", "infonce_dot")),
+  "C1": Reads(("infonce", "infonce_dot"), axes=("anisotropy",)),
   "C1_all": Reads(("infonce",), any_sweep=True),
-  "C2": Reads(("pca",)),
-  "C3": Reads(("simsiam",)),
-  "C4": Reads(("clip", "infonce")),
+  "C2": Reads(("pca",), axes=("anisotropy",)),
+  "C3": Reads(("simsiam",), axes=("anisotropy",)),
+  "C4": Reads(("clip", "infonce"), axes=("anisotropy_x", "anisotropy_y")),
   "C5": Reads(("infonce", "lda"), ("anisotropy", "p_same")),
   "C6": Reads(("infonce", "lda"), metrics=("nmi",)),
-  "embedding_dim": Reads(("infonce",)),
+  "embedding_dim": Reads(("infonce",), axes=("k",)),
   "samples": Reads(("infonce",), ("n",)),
   "phase": Reads(("infonce",), ("anisotropy", "p_same")),
   "objectives": Reads(),

@@ -225,6 +225,14 @@ def _check_reads(config: ml_collections.ConfigDict, claim: str) -> None:
     require(name in swept, "sweep", swept, f"claim {claim} reads {name} swept")
   if reads.any_sweep:
     require(swept, "sweep", swept, f"claim {claim} reads a swept setting")
+  told_apart = reads.sweep + reads.axes + swept[:1] * reads.any_sweep
+  for name, values in config.sweep.items():
+    rule = (
+      f"claim {claim} would average over {name}'s {len(values)} values; "
+      "sweep it in a run of its own"
+    )
+    ok = name in told_apart or len(values) == 1
+    require(ok, "sweep", swept, rule)
   if not config.get("downstream", True):
     for metric in reads.metrics:
       rule = f"claim {claim} reads {metric}, a downstream metric"

@@ -126,12 +126,27 @@ def test_a_claim_needs_the_sweep_it_reads():
     experiment.validate(config)
 
 
+def test_a_claim_refuses_a_sweep_it_would_average_over():
+  # C1 reads the largest anisotropy; with p_same swept too its mean would
+  # mix clean and noisy positives.
+  config = tiny_config()
+  with config.unlocked():
+    config.sweep.p_same = (1.0, 0.5)
+  with pytest.raises(ValueError, match="^sweep=.*C1 would average over p_sa"):
+    experiment.validate(config)
+  with config.unlocked():
+    config.sweep.p_same = (0.5,)  # One value: nothing is averaged.
+  experiment.validate(config)
+
+
 def test_a_claim_of_downstream_metrics_needs_downstream_scoring():
   # mlp compares held-out accuracies; without them it could only fail late.
   config = tiny_config(
     methods=("infonce_mlp", "infonce"), claims=("mlp",), downstream=False
   )
   config = set_dotted(config, "train.sampler", "plain")
+  with config.unlocked():
+    config.sweep.anisotropy = (100.0,)  # mlp reads one setting, averaged.
   with pytest.raises(ValueError, match="^downstream=False.*mlp reads accuracy"):
     experiment.validate(config)
   experiment.validate(set_dotted(config, "downstream", True))
