@@ -32,7 +32,14 @@ from sklearn import linear_model
 
 from ssl_gmm import baselines, losses, metrics, programs, subspace, synthetic
 from ssl_gmm import train as training
-from ssl_gmm.checks import check_n_eval, check_shape, check_traced, require
+from ssl_gmm.checks import (
+  check_n_eval,
+  check_shape,
+  check_traced,
+  check_values,
+  is_finite,
+  require,
+)
 from ssl_gmm.mixture import Mixture, make_mixture
 
 METHODS = ("clip", "clip_y", "infonce", "lda", "oracle")
@@ -98,7 +105,16 @@ def make_two_modal(
 
   Returns:
     The two-modality mixture, with uniform weights.
+
+  Raises:
+    ValueError: as `make_mixture` does for either modality, naming
+      anisotropy_x or anisotropy_y; or if private_norm is negative.
   """
+  check_values("anisotropy_x", anisotropy_x)
+  check_values("anisotropy_y", anisotropy_y)
+  if not isinstance(private_norm, jax.core.Tracer):
+    ok = is_finite(private_norm) and private_norm >= 0
+    require(ok, "private_norm", private_norm, "must be a finite number >= 0")
   key_x, key_y, key_u = jax.random.split(key, 3)
   common = dict(separation=separation, n_nuisance=n_nuisance, dtype=dtype)
   x = make_mixture(key_x, dim_x, num_components, anisotropy_x, **common)

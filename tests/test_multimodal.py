@@ -59,6 +59,27 @@ def _held_out_s_accuracy(features: np.ndarray, s: np.ndarray) -> float:
   return model.score(features[half:], s[half:])
 
 
+@pytest.mark.parametrize(
+  "changes, named",
+  [
+    (dict(anisotropy_x=-1.0), "anisotropy_x=-1.0"),  # Sigma_x indefinite.
+    (dict(anisotropy_y=0.0), "anisotropy_y=0.0"),
+    (dict(private_norm=-2.0), "private_norm=-2.0"),
+    (dict(num_components=1), "num_components=1"),
+  ],
+)
+def test_make_two_modal_names_a_bad_argument(changes, named):
+  arguments = dict(
+    dim_x=DIM_X,
+    dim_y=DIM_Y,
+    num_components=K,
+    anisotropy_x=10.0,
+    anisotropy_y=10.0,
+  )
+  with pytest.raises(ValueError, match=f"^{named} is invalid"):
+    multimodal.make_two_modal(jax.random.PRNGKey(0), **arguments | changes)
+
+
 def test_s_is_a_fair_sign_independent_of_c(drawn):
   _, _, _, c, s = drawn
   assert set(np.unique(s)) == {-1, 1}
