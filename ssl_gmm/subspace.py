@@ -12,6 +12,9 @@ eigenvalues (an isotropic covariance).
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import numpy as np
+
+from ssl_gmm.checks import require
 
 
 def centred_means(means: jax.Array, weights: jax.Array) -> jax.Array:
@@ -68,14 +71,39 @@ def fisher_subspace(
       criterion of a k-dimensional embedding, J*_k, is the sum of the top
       min(k, K - 1).
 
+  Raises:
+    ValueError: when the arguments are known on the host (not traced) and
+      Sigma is not positive definite in their dtype, or every component has
+      the same mean: F is then undefined, and the eigensolver would return
+      NaN or an arbitrary basis.
+
   References:
     Fisher, "The use of multiple measurements in taxonomic problems", 1936;
     Rao, "The utilization of multiple measurements in problems of biological
     classification", 1948.
   """
+  _check_moments(means, cov, weights)
   rank = means.shape[0] - 1
   eigenvalues, vectors = generalized_eigh(between_scatter(means, weights), cov)
   return vectors[:, :rank], eigenvalues[:rank]
+
+
+def _check_moments(means, cov, weights) -> None:
+  """Raises if Sigma or the means known on the host leave F undefined."""
+  if any(isinstance(a, jax.core.Tracer) for a in (means, cov, weights)):
+    return
+  eps = np.finfo(np.asarray(cov).dtype).eps
+  cov = np.asarray(cov, np.float64)
+  if not np.all(np.isfinite(cov)):
+    raise ValueError("cov holds a value that is not finite.")
+  smallest, largest = np.linalg.eigvalsh(cov)[[0, -1]]
+  if smallest <= cov.shape[0] * eps * max(largest, 0.0):
+    raise ValueError(
+      f"cov is not positive definite: smallest eigenvalue {smallest:.3g}, "
+      f"largest {largest:.3g}."
+    )
+  if not np.any(centred_means(np.asarray(means), np.asarray(weights))):
+    raise ValueError("means are all equal: the Fisher subspace is undefined.")
 
 
 def top_rows(vectors: jax.Array, k: int, keep: int | None = None) -> jax.Array:
@@ -84,6 +112,8 @@ def top_rows(vectors: jax.Array, k: int, keep: int | None = None) -> jax.Array:
   Rows past `keep` (when given) are zero, for methods such as LDA whose
   embedding has fewer than k dimensions.
   """
+  columns = vectors.shape[1]
+  require(1 <= k <= columns, "k", k, f"1 <= k <= {columns} (the columns)")
   rows = vectors[:, :k].T
   if keep is not None and keep < k:
     rows = rows.at[keep:].set(0)

@@ -173,6 +173,27 @@ def test_fisher_subspace_matches_sklearn_lda_on_samples():
   assert np.sin(_largest_angle(estimate, centred[:-1].T)) > 3 * bound
 
 
+@pytest.mark.parametrize(
+  "means, cov, named",
+  [
+    # Sigma singular: Cholesky whitening would fill F with NaN.
+    (np.eye(3)[:2], np.diag([1.0, 1.0, 0.0]), "cov is not positive definite"),
+    (np.eye(3)[:2], np.diag([1.0, np.nan, 1.0]), "cov holds"),
+    # S_B = 0: every direction has criterion 0, and any basis would do.
+    (np.ones((2, 3)), np.eye(3), "means are all equal"),
+  ],
+)
+def test_fisher_subspace_refuses_an_undefined_f(means, cov, named):
+  weights = np.full(2, 0.5)
+  with pytest.raises(ValueError, match=f"^{named}"):
+    subspace.fisher_subspace(jnp.asarray(means), jnp.asarray(cov), weights)
+
+
+def test_top_rows_names_a_k_beyond_the_columns():
+  with pytest.raises(ValueError, match=r"^k=4 is invalid: 1 <= k <= 3"):
+    subspace.top_rows(jnp.eye(5)[:, :3], 4)
+
+
 def test_fisher_subspace_float64_at_condition_1e6():
   """At condition number 1e6 the Fisher subspace needs float64."""
   mix = _make_mixture(jax.random.key(3), 32, 4, 1e6, dtype=jnp.float64)
