@@ -99,8 +99,9 @@ def claim_c3(rows: Rows, config: ml_collections.ConfigDict) -> dict:
   detail = (
     f"simsiam at anisotropy {values[-1]:g}: distance {distance:.3f}, "
     f"fisher_ratio {ratio:.3f} (C1's thresholds {t.distance_max} and "
-    f"{t.fisher_ratio_min}); meets them at anisotropy "
-    f"{', '.join(met) if met else 'none of the grid'}."
+    f"{t.fisher_ratio_min}); meets them at "
+    + (f"anisotropy {', '.join(met)}" if met else "no anisotropy of the grid")
+    + "."
   )
   return _verdict("C3", holds, detail, distance=distance, fisher_ratio=ratio)
 
@@ -305,8 +306,12 @@ def claim_phase(rows: Rows, config: ml_collections.ConfigDict) -> dict:
       holds = worst <= t.distance_max
     parts.append(
       f"{method}: worst distance {worst:.3f} over p_same >= {t.p_same_min}, "
-      "within the bound at every anisotropy from p_same "
-      + ("(none)" if boundary is None else f"{boundary:.3g}")
+      "within the bound at every anisotropy "
+      + (
+        "at no p_same of the grid"
+        if boundary is None
+        else f"from p_same {boundary:.3g}"
+      )
       + f", {np.mean(list(good.values())):.0%} of cells within it"
     )
   detail = (
