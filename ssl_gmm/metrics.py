@@ -29,13 +29,31 @@ def _rank_tolerance(encoder: jax.Array) -> float:
   return max(encoder.shape) * _FLOAT32_EPS
 
 
+def check_encoder(encoder: jax.Array) -> None:
+  """Refuses an encoder known on the host that is not a finite [k, d] array.
+
+  A diverged run's encoder holds NaN; the pipelines score it as diverged
+  (`DIVERGED`) instead of measuring it, and so must a direct caller.
+  """
+  if encoder.ndim != 2:
+    raise ValueError(f"encoder has shape {encoder.shape}; expected [k, d].")
+  if not isinstance(encoder, jax.core.Tracer) and not np.all(
+    np.isfinite(encoder)
+  ):
+    raise ValueError("encoder holds a value that is not finite (diverged?).")
+
+
 def row_space(encoder: jax.Array) -> tuple[jax.Array, jax.Array]:
   """An orthonormal basis of the row space of a [k, d] encoder.
 
   Returns:
     basis: [d, k]; columns past the numerical rank are zero.
     rank: the numerical rank (int).
+
+  Raises:
+    ValueError: see `check_encoder`.
   """
+  check_encoder(encoder)
   _, singular, vt = jnp.linalg.svd(encoder, full_matrices=False)
   keep = singular > _rank_tolerance(encoder) * singular[0]
   return vt.T * keep, jnp.sum(keep)
@@ -116,6 +134,7 @@ def nuisance_share(
   a_perp^T m_i = 0. The share is trace(A_perp Sigma A_perp^T) /
   trace(A Sigma A^T): 0 when every row lies in F, 0 for a zero encoder.
   """
+  check_encoder(encoder)
   w = fisher_basis
   gram = w.T @ cov @ w
   in_f = jnp.linalg.solve(gram, w.T @ cov @ encoder.T).T @ w.T  # [k, d]

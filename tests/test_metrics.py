@@ -122,6 +122,20 @@ def test_distance_is_one_for_a_row_space_orthogonal_to_f(problem, k):
   np.testing.assert_allclose(got, 1.0, rtol=0, atol=1e-12)
 
 
+def test_a_non_finite_or_misshapen_encoder_is_refused(problem):
+  # A diverged encoder holds NaN: its distance would be NaN, not a score.
+  encoder = np.array(problem["basis"].T)
+  encoder[0, 0] = np.nan
+  for measure in (
+    lambda a: metrics.distance(a, problem["basis"]),
+    lambda a: metrics.nuisance_share(a, problem["basis"], problem["cov"]),
+  ):
+    with pytest.raises(ValueError, match="^encoder holds a value"):
+      measure(jnp.asarray(encoder))
+    with pytest.raises(ValueError, match=r"^encoder has shape \(4,\)"):
+      measure(jnp.ones(4))
+
+
 def test_rank_deficient_encoder_scores_one(problem):
   """Rank-deficient encoder: two identical rows in F, k = K - 1 = 3, rank 2."""
   f = problem["basis"].T
