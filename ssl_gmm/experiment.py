@@ -65,7 +65,7 @@ def run(config: ml_collections.ConfigDict, out: pathlib.Path) -> dict:
     if config.pipeline == "synthetic":
       # Finished chunks live in the partial folder, so that a rerun of the
       # same config resumes from them and publishing removes them.
-      chunks = out / f"{config.name}.partial" / "chunks"
+      chunks = out / f"{config.name}.partial" / results.CHUNKS
       rows, swept, timings = pipeline(config, chunks)
     else:
       rows, swept, timings = pipeline(config)

@@ -144,25 +144,43 @@ def _git_commit() -> str | None:
   return out.stdout.strip()
 
 
+# The folder of a run's finished chunks inside its partial folder: kept
+# until the run is published, so that an interrupted run resumes from them.
+CHUNKS = "chunks"
+
+
 def partial_dir(out: pathlib.Path, experiment: str) -> pathlib.Path:
-  """A fresh folder where a run of `experiment` builds its files."""
+  """The folder where a run of `experiment` builds its files.
+
+  Files an earlier, interrupted run left there are removed; its finished
+  chunks (`CHUNKS`) are kept until `publish` succeeds.
+  """
   path = pathlib.Path(out) / f"{experiment}.partial"
-  shutil.rmtree(path, ignore_errors=True)
-  path.mkdir(parents=True)
+  path.mkdir(parents=True, exist_ok=True)
+  for entry in path.iterdir():
+    if entry.is_dir() and entry.name != CHUNKS:
+      shutil.rmtree(entry)
+    elif entry.is_file():
+      entry.unlink()
   return path
 
 
 def publish(partial: pathlib.Path, final: pathlib.Path) -> None:
   """Moves every finished file of `partial` into `final`, one rename each.
 
-  summary.json moves last, so a summary present always describes the files
-  beside it. Files of `final` that the new run did not write stay; `partial`
-  is removed.
+  The old summary.json goes first and the new one last, so that a summary
+  present always describes the files beside it, even if the moves are
+  interrupted (the folder then has none until a rerun publishes again).
+  Files of `final` that the new run did not write stay. The finished chunks
+  and `partial` are removed only once everything is in place.
   """
   final.mkdir(parents=True, exist_ok=True)
+  (final / "summary.json").unlink(missing_ok=True)
+  files = [p for p in partial.iterdir() if p.is_file()]
   last = lambda path: (path.name == "summary.json", path.name)  # noqa: E731
-  for source in sorted(partial.iterdir(), key=last):
+  for source in sorted(files, key=last):
     os.replace(source, final / source.name)
+  shutil.rmtree(partial / CHUNKS, ignore_errors=True)
   partial.rmdir()
 
 

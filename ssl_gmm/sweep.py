@@ -32,6 +32,7 @@ gathers the results (`process_allgather`).
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -271,9 +272,26 @@ class Program:
     }
 
 
+@functools.cache
+def code_digest() -> str:
+  """A hash of this package's source files.
+
+  Part of every chunk fingerprint, so that changed code never resumes from
+  chunks that older code computed.
+  """
+  digest = hashlib.sha256()
+  package = pathlib.Path(__file__).parent
+  for path in sorted(package.rglob("*.py")):
+    digest.update(path.relative_to(package).as_posix().encode())
+    digest.update(path.read_bytes())
+  return digest.hexdigest()
+
+
 def fingerprint(resolved: dict, width: int) -> str:
-  """A hash of a resolved config and the chunk width (points per chunk)."""
-  text = json.dumps({"config": resolved, "chunk": width}, sort_keys=True)
+  """A hash of a resolved config, the chunk width and the package's source."""
+  text = json.dumps(
+    {"config": resolved, "chunk": width, "code": code_digest()}, sort_keys=True
+  )
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -1,6 +1,8 @@
 """The experiment runner: grid, keys, files, verdicts, safety of results."""
 
 import json
+import os
+import pathlib
 
 import jax
 import numpy as np
@@ -112,6 +114,35 @@ def test_a_failed_run_leaves_previous_results_whole(tmp_path, monkeypatch):
     experiment.run(config, tmp_path)
   after = {p.name: p.read_bytes() for p in (tmp_path / "anisotropy").iterdir()}
   assert after == before
+
+
+def test_a_summary_never_sits_beside_files_it_does_not_describe(
+  tmp_path, monkeypatch
+):
+  # Publishing renames file by file; interrupted between two renames, the
+  # folder may hold new and old files, but never the old summary with them.
+  config = tiny_config(methods=("infonce", "lda"), claims=())
+  experiment.run(config, tmp_path)
+  folder = tmp_path / "anisotropy"
+  replace, moved = os.replace, []
+
+  def interrupted(source, target):
+    if pathlib.Path(target).parent == folder:  # A publishing move.
+      if moved:
+        raise KeyboardInterrupt
+      moved.append(target)
+    replace(source, target)
+
+  monkeypatch.setattr(os, "replace", interrupted)
+  with config.unlocked():
+    config.seed = 7
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run(config, tmp_path)
+  assert moved and not (folder / "summary.json").exists()
+  monkeypatch.setattr(os, "replace", replace)
+  summary = experiment.run(config, tmp_path)
+  written = json.loads((folder / "summary.json").read_text())
+  assert written["wall_s"] == summary["wall_s"]
 
 
 def test_diverged_points_are_recorded_as_failures(tmp_path):

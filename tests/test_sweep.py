@@ -137,6 +137,44 @@ def test_a_changed_config_does_not_reuse_chunks(tmp_path):
   assert sweep.fingerprint(resolved, 2) != sweep.fingerprint(resolved, 4)
 
 
+def test_changed_code_does_not_reuse_chunks(monkeypatch):
+  resolved = json.loads(engine_config(width=2).to_json())
+  before = sweep.fingerprint(resolved, 2)
+  monkeypatch.setattr(sweep, "code_digest", lambda: "edited source")
+  assert sweep.fingerprint(resolved, 2) != before
+
+
+def test_a_run_interrupted_while_publishing_keeps_its_chunks(
+  plain_run, tmp_path, monkeypatch
+):
+  # Every chunk is finished when publishing starts; losing them there
+  # would make the rerun recompute the whole grid.
+  config = engine_config(width=2)
+  write = results.atomic_write_bytes
+
+  def interrupted(path, data):
+    if str(path).endswith(".png"):
+      raise KeyboardInterrupt
+    write(path, data)
+
+  monkeypatch.setattr(results, "atomic_write_bytes", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run(config, tmp_path)
+  chunks = tmp_path / "anisotropy.partial" / "chunks"
+  assert len(list(chunks.glob("chunk-*.json"))) == 4
+
+  monkeypatch.setattr(results, "atomic_write_bytes", write)
+  evaluate, calls = synthetic.evaluate, []
+  monkeypatch.setattr(
+    synthetic, "evaluate", lambda *a: calls.append(1) or evaluate(*a)
+  )
+  experiment.run(config, tmp_path)
+  assert not calls  # Every chunk loaded, none recomputed.
+  assert not (tmp_path / "anisotropy.partial").exists()
+  rows = results.read_csv(tmp_path / "anisotropy" / "results.csv")
+  assert_rows_match(rows, plain_run)
+
+
 def test_point_bytes_follows_the_arithmetic_of_one_step():
   # InfoNCE, batch 4, d 5, k 2, plain sampler, 10 steps, float32:
   # samples 2*4*5 + embeddings 2*4*2 = 56; logits 3*4*4 = 48;
