@@ -233,10 +233,37 @@ def _check_reads(config: ml_collections.ConfigDict, claim: str) -> None:
     )
     ok = name in told_apart or len(values) == 1
     require(ok, "sweep", swept, rule)
+  _check_claim_grid(config, claim)
   if not config.get("downstream", True):
     for metric in reads.metrics:
       rule = f"claim {claim} reads {metric}, a downstream metric"
       require(metric not in DOWNSTREAM_METRICS, "downstream", False, rule)
+
+
+def _check_claim_grid(config: ml_collections.ConfigDict, claim: str) -> None:
+  """The grid holds the points a claim compares, so that it checks something.
+
+  C5 and phase read the p_same values at or above a threshold, and C5 a
+  control at p_same 0; objectives reads the trained linear objectives.
+  """
+  t = config.thresholds
+  p_same = tuple(config.sweep.get("p_same", ()))
+  floors = {"C5": "control_p_same_min", "phase": "p_same_min"}
+  if claim in floors:
+    floor = t[floors[claim]]
+    rule = f"claim {claim} reads p_same >= thresholds.{floors[claim]} = {floor}"
+    require(any(p >= floor for p in p_same), "sweep.p_same", p_same, rule)
+  if claim == "C5":
+    rule = "claim C5 reads its control at p_same 0"
+    require(0.0 in p_same, "sweep.p_same", p_same, rule)
+  if claim == "objectives":
+    linear = [
+      m
+      for m in config.methods
+      if m in TRAINED_METHODS and TRAINED_METHODS[m].encoder == "linear"
+    ]
+    rule = "claim objectives reads the trained linear objectives: name one"
+    require(linear, "methods", tuple(config.methods), rule)
 
 
 def _check_figure(config: ml_collections.ConfigDict) -> None:

@@ -139,6 +139,31 @@ def test_a_claim_refuses_a_sweep_it_would_average_over():
   experiment.validate(config)
 
 
+@pytest.mark.parametrize(
+  "name, setting, value, named",
+  [
+    # phase reads p_same >= 0.5: without any, it would fail after training.
+    ("phase", "sweep.p_same", (0.0, 0.25), r"sweep.p_same=\(0.0, 0.25\)"),
+    # C5 compares at p_same >= 0.25 and needs its control at p_same 0;
+    # without either it would hold with nothing checked.
+    ("noisy_positives", "sweep.p_same", (0.1,), r"sweep.p_same=\(0.1,\)"),
+    (
+      "noisy_positives",
+      "sweep.p_same",
+      (1.0, 0.5),
+      r"sweep.p_same=\(1.0, 0.5\)",
+    ),
+    ("objectives", "methods", ("pca", "lda"), r"methods=\('pca', 'lda'\)"),
+  ],
+)
+def test_a_claim_refuses_a_grid_where_it_checks_nothing(
+  name, setting, value, named
+):
+  config = set_dotted(configs.get_config(name, "smoke"), setting, value)
+  with pytest.raises(ValueError, match=f"^{named} is invalid"):
+    experiment.validate(config)
+
+
 def test_a_claim_of_downstream_metrics_needs_downstream_scoring():
   # mlp compares held-out accuracies; without them it could only fail late.
   config = tiny_config(
