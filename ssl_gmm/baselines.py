@@ -296,8 +296,9 @@ def fit_lda(x, labels, num_components: int, k: int, shrinkage=0.0):
 
   Raises:
     ValueError: if shrinkage lies outside [0, 1], x is not a finite [n, d]
-      array, a label lies outside 0..K-1, or the (shrunk) within-class
-      covariance is singular, naming its rank and the remedies.
+      array, the labels are not [n] integers in 0..K-1 covering every
+      component, or the (shrunk) within-class covariance is singular,
+      naming its rank and the remedies.
   """
   ok = is_finite(shrinkage) and 0 <= shrinkage <= 1
   require(ok, "shrinkage", shrinkage, "must lie in [0, 1]")
@@ -311,9 +312,17 @@ def fit_lda(x, labels, num_components: int, k: int, shrinkage=0.0):
   require(ok, "num_components", num_components, "K >= 2")
   ok = is_int(k) and 1 <= k <= x.shape[1]
   require(ok, "k", k, f"1 <= k <= d (d = {x.shape[1]})")
+  rule = f"expected [n] integer labels (n = {x.shape[0]})"
+  ok = labels.shape == x.shape[:1] and labels.dtype.kind in "iu"
+  require(ok, "labels", f"{labels.dtype}{list(labels.shape)}", rule)
   outside = labels[(labels < 0) | (labels >= num_components)]
   rule = f"every label must lie in 0..K-1 (K = {num_components})"
   require(not outside.size, "label", outside[:1].tolist(), rule)
+  # A class without samples has no mean: S_B would lose a direction and
+  # the encoder's last rows would be arbitrary.
+  missing = sorted(set(range(num_components)) - set(labels.tolist()))
+  rule = "every component needs samples, or the Fisher subspace shrinks"
+  require(not missing, "labels", f"no samples of {missing}", rule)
   with jax.enable_x64(True):
     moments = moments_from_samples(x, labels, num_components)
     within = subspace.shrink(within_covariance(moments), shrinkage)

@@ -25,7 +25,11 @@ def is_int(value) -> bool:
 
 
 def is_finite(value) -> bool:
-  """A finite real number, and not a bool."""
+  """A finite real number (a 0-d NumPy or JAX array too), and not a bool."""
+  if isinstance(value, jax.Array | np.ndarray) and value.ndim == 0:
+    if value.dtype.kind not in "iuf":
+      return False
+    value = value.item()
   number = isinstance(value, int | float | np.integer | np.floating)
   return number and not isinstance(value, bool) and math.isfinite(value)
 
@@ -39,7 +43,8 @@ def is_finite(value) -> bool:
 # Any other positive setting gets DEFAULT_RANGE.
 RANGES = {
   "anisotropy": (1e-6, 1e6),
-  "separation": (1e-6, 1e6),
+  # Norms of means: LDA's scatter squares them against unit noise.
+  "separation": (1e-6, 1e3),
   "temperature": (1e-4, 1e4),
   "learning_rate": (1e-30, 1e35),
 }
@@ -70,7 +75,8 @@ def check_values(name: str, value) -> None:
   """
   if isinstance(value, jax.core.Tracer):
     return
-  require(not isinstance(value, bool | str), name, value, "must be a number")
+  number = not isinstance(value, bool | str) and value is not None
+  require(number, name, value, "must be a number")
   flat = np.ravel(np.asarray(value, np.float64))
   if name == "p_same":
     low, high = 0.0, 1.0
@@ -79,6 +85,13 @@ def check_values(name: str, value) -> None:
   ok = (flat >= low) & (flat <= high)  # False at NaN.
   if not np.all(ok):
     check_traced(name, float(flat[np.argmin(ok)]))
+
+
+def check_norm(name: str, value) -> None:
+  """Checks a norm that may be 0 (a shift), up to separation's largest."""
+  high = RANGES["separation"][1]
+  ok = is_finite(value) and 0 <= value <= high
+  require(ok, name, value, f"must lie in [0, {high:g}]")
 
 
 def check_count(name: str, value, least: int = 1) -> None:

@@ -45,7 +45,8 @@ def check_batch(least: int = 1, **views: jax.Array) -> None:
   (first, reference), *_ = views.items()
   for name, view in views.items():
     shape = tuple(view.shape)
-    require(len(shape) == 2, f"{name}.shape", shape, "expected [n, k]")
+    ok = len(shape) == 2 and shape[1] >= 1
+    require(ok, f"{name}.shape", shape, "expected [n, k] with k >= 1")
     rule = f"expected {first}'s shape {tuple(reference.shape)}"
     require(shape == tuple(reference.shape), f"{name}.shape", shape, rule)
   rule = f"n >= {least} pairs"

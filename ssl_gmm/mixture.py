@@ -168,6 +168,11 @@ def mixture_from_params(
   info = np.finfo(jax.dtypes.canonicalize_dtype(np.float64))
   tolerance = dim * info.eps * max(largest, 0.0)
   low, high = np.sqrt(info.tiny), np.sqrt(info.max)
+  if np.max(np.abs(means)) > high:
+    raise ValueError(
+      f"means reach {np.max(np.abs(means)):.3g}; their squares would "
+      f"overflow {info.dtype} (needs |mean| <= {high:.3g})."
+    )
   if smallest <= tolerance or not low <= smallest <= largest <= high:
     raise ValueError(
       f"cov is not positive definite in {info.dtype}: smallest eigenvalue "

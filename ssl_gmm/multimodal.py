@@ -20,7 +20,6 @@ components, `k` embedding dimension, `P` grid points.
 """
 
 import functools
-import math
 from typing import NamedTuple
 
 import jax
@@ -34,10 +33,10 @@ from ssl_gmm import baselines, losses, metrics, programs, subspace, synthetic
 from ssl_gmm import train as training
 from ssl_gmm.checks import (
   check_n_eval,
+  check_norm,
   check_shape,
   check_traced,
   check_values,
-  is_finite,
   require,
 )
 from ssl_gmm.mixture import Mixture, make_mixture
@@ -108,13 +107,13 @@ def make_two_modal(
 
   Raises:
     ValueError: as `make_mixture` does for either modality, naming
-      anisotropy_x or anisotropy_y; or if private_norm is negative.
+      anisotropy_x or anisotropy_y; or if private_norm lies outside
+      [0, 1e3].
   """
   check_values("anisotropy_x", anisotropy_x)
   check_values("anisotropy_y", anisotropy_y)
   if not isinstance(private_norm, jax.core.Tracer):
-    ok = is_finite(private_norm) and private_norm >= 0
-    require(ok, "private_norm", private_norm, "must be a finite number >= 0")
+    check_norm("private_norm", private_norm)
   key_x, key_y, key_u = jax.random.split(key, 3)
   common = dict(separation=separation, n_nuisance=n_nuisance, dtype=dtype)
   x = make_mixture(key_x, dim_x, num_components, anisotropy_x, **common)
@@ -648,13 +647,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(1 <= k <= smaller, "k", k, rule)
   check_shape(smaller, num_components, k)
   check_n_eval(config.n_eval, num_components)
-  private = mm.private_norm
-  require(
-    math.isfinite(private) and private >= 0,
-    "private_norm",
-    private,
-    "must be a finite number >= 0",
-  )
+  check_norm("private_norm", mm.private_norm)
   if mixture.n_nuisance is not None:
     rule = f"0 <= n_nuisance <= min(dim_x, dim_y) = {smaller}"
     n_nuisance = mixture.n_nuisance

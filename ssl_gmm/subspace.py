@@ -73,9 +73,9 @@ def fisher_subspace(
 
   Raises:
     ValueError: when the arguments are known on the host (not traced) and
-      Sigma is not positive definite in their dtype, or every component has
-      the same mean: F is then undefined, and the eigensolver would return
-      NaN or an arbitrary basis.
+      one is not finite, Sigma is not symmetric positive definite in its
+      dtype, or every component has the same mean: F is then undefined, and
+      the eigensolver would return NaN or an arbitrary basis.
 
   References:
     Fisher, "The use of multiple measurements in taxonomic problems", 1936;
@@ -94,8 +94,11 @@ def _check_moments(means, cov, weights) -> None:
     return
   eps = np.finfo(np.asarray(cov).dtype).eps
   cov = np.asarray(cov, np.float64)
-  if not np.all(np.isfinite(cov)):
-    raise ValueError("cov holds a value that is not finite.")
+  for name, value in (("means", means), ("cov", cov), ("weights", weights)):
+    if not np.all(np.isfinite(np.asarray(value))):
+      raise ValueError(f"{name} holds a value that is not finite.")
+  if not np.allclose(cov, cov.T):
+    raise ValueError("cov is not symmetric.")
   smallest, largest = np.linalg.eigvalsh(cov)[[0, -1]]
   if smallest <= cov.shape[0] * eps * max(largest, 0.0):
     raise ValueError(

@@ -229,7 +229,7 @@ def _check_reads(config: ml_collections.ConfigDict, claim: str) -> None:
   for name, values in config.sweep.items():
     rule = (
       f"claim {claim} would average over {name}'s {len(values)} values; "
-      "sweep it in a run of its own"
+      "sweep it in a run without this claim (config.claims)"
     )
     ok = name in told_apart or len(values) == 1
     require(ok, "sweep", swept, rule)

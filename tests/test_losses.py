@@ -1003,3 +1003,25 @@ def test_a_bad_loss_weight_is_named(name, weights, named):
   z = jnp.ones((8, 3))
   with pytest.raises(ValueError, match=f"^{named}"):
     getattr(losses, name)(z, z, **weights)
+
+
+def test_loss_weights_may_be_arrays_known_on_the_host():
+  z = jax.random.normal(jax.random.PRNGKey(0), (8, 3))
+  # A 0-d array is a number like any other: the same loss as the float.
+  for name, weight in (
+    ("barlow_twins", "off_diagonal_weight"),
+    ("vicreg", "covariance_weight"),
+  ):
+    loss = getattr(losses, name)
+    np.testing.assert_allclose(
+      loss(z, 2 * z, **{weight: jnp.asarray(0.1)}),
+      loss(z, 2 * z, **{weight: 0.1}),
+      rtol=1e-6,
+    )
+
+
+def test_an_embedding_without_coordinates_is_refused():
+  # [n, 0] views have no variance to standardise: VICReg would give NaN.
+  z = jnp.ones((8, 0))
+  with pytest.raises(ValueError, match=r"^z.shape=\(8, 0\) is invalid"):
+    losses.vicreg(z, z)

@@ -438,7 +438,7 @@ def test_make_mixture_names_a_bad_argument(changes, named):
     make_mixture(jax.random.PRNGKey(0), **arguments)
 
 
-@pytest.mark.parametrize("p_same", [1.5, -0.1, float("nan")])
+@pytest.mark.parametrize("p_same", [1.5, -0.1, float("nan"), None])
 def test_sample_pairs_names_a_bad_p_same(p_same):
   mixture = make_mixture(jax.random.PRNGKey(0), 4, 2, 1.0)
   with pytest.raises(ValueError, match=f"^p_same={p_same!r} is invalid"):
@@ -480,6 +480,8 @@ def test_samplers_name_a_bad_count(n):
       1e30 * np.eye(3),
       "cov is not positive definite in float32",
     ),
+    # Means whose squares (in S_B) would overflow float32.
+    (1e20 * np.eye(3)[:2], np.eye(3), "means reach 1e\\+20"),
   ],
 )
 def test_from_params_names_what_float32_cannot_hold(means, cov, named):

@@ -65,6 +65,8 @@ def _held_out_s_accuracy(features: np.ndarray, s: np.ndarray) -> float:
     (dict(anisotropy_x=-1.0), "anisotropy_x=-1.0"),  # Sigma_x indefinite.
     (dict(anisotropy_y=0.0), "anisotropy_y=0.0"),
     (dict(private_norm=-2.0), "private_norm=-2.0"),
+    # Its shift, squared in the covariance of x, would overflow float32.
+    (dict(private_norm=1e30), "private_norm=1e\\+30"),
     (dict(num_components=1), "num_components=1"),
   ],
 )

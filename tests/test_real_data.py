@@ -276,6 +276,7 @@ def test_run_grid_compiles_once_per_trained_method_and_data_set(tiny_run):
     # Wine has 178 rows of 3 classes: 0.01 holds out 2, 0.99 trains on 1.
     ("test_fraction", 0.01, "test_fraction=0.01"),
     ("test_fraction", 0.99, "test_fraction=0.99"),
+    ("sweep", {"anisotropy": (1.0, 10.0)}, "sweep='anisotropy'"),  # No Sigma.
   ],
 )
 def test_validate_names_the_bad_setting(setting, value, named):

@@ -181,6 +181,8 @@ def test_fisher_subspace_matches_sklearn_lda_on_samples():
     (np.eye(3)[:2], np.diag([1.0, np.nan, 1.0]), "cov holds"),
     # S_B = 0: every direction has criterion 0, and any basis would do.
     (np.ones((2, 3)), np.eye(3), "means are all equal"),
+    (np.full((2, 3), np.nan), np.eye(3), "means holds"),
+    (np.eye(3)[:2], np.triu(np.ones((3, 3))), "cov is not symmetric"),
   ],
 )
 def test_fisher_subspace_refuses_an_undefined_f(means, cov, named):
@@ -412,6 +414,14 @@ def test_fit_lda_names_bad_samples_and_labels(labelled):
   # A label of 3 with K = 3 would be dropped from every class mean.
   with pytest.raises(ValueError, match=r"^label=\[3\] is invalid"):
     baselines.fit_lda(x, np.where(labels == 2, 3, labels), 3, 2)
+  # A class without samples leaves S_B short of a direction.
+  with pytest.raises(ValueError, match=r"^labels='no samples of \[2\]'"):
+    baselines.fit_lda(x[labels < 2], labels[labels < 2], 3, 2)
+  # Labels that are not [n] integers would be misread as classes.
+  with pytest.raises(ValueError, match="^labels='float64"):
+    baselines.fit_lda(x, labels + 0.3, 3, 2)
+  with pytest.raises(ValueError, match=r"^labels='int64\[100\]'"):
+    baselines.fit_lda(x, labels[:100], 3, 2)
 
 
 @pytest.mark.parametrize("kind", ["duplicated", "wide"])

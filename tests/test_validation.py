@@ -42,6 +42,8 @@ from ssl_gmm import compilation, configs, experiment
     ("mixture.anisotropy", 1e-8, "anisotropy=1e-08"),
     ("mixture.anisotropy", 1e40, "anisotropy=1e\\+40"),
     ("train.temperature", 1e-46, "temperature=1e-46"),
+    # Means 1e6 apart against unit noise: LDA's scatter loses float32.
+    ("mixture.separation", 1e6, "separation=1000000.0"),
     ("n_eval", 5, "n_eval=5"),  # K = 3: k-means needs 3 in either half.
     ("seed", -1, "seed=-1"),
     ("seed", 2**32, "seed=4294967296"),  # PRNGKey would repeat seed 0.
