@@ -90,6 +90,7 @@ def run(config: ml_collections.ConfigDict, out: pathlib.Path) -> dict:
       name: n for name, n in compiled.items() if name.endswith("_grid)")
     },
     "wall_s": time.perf_counter() - start,
+    "figure": f"{config.name}/{config.name}.png",
   }
   _publish(config, out, rows, summary, swept)
   for verdict in summary["claims"]:
@@ -118,7 +119,6 @@ def _publish(config, out, rows, summary, swept) -> None:
   results.atomic_write_bytes(
     partial / f"{config.name}.png", figure(config, rows, swept)
   )
-  summary = dict(summary, figure=f"{config.name}/{config.name}.png")
   results.write_json(partial / "summary.json", summary)
   results.publish(partial, out / config.name)
   logging.info("%s: wrote %s", config.name, out / config.name)

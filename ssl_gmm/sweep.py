@@ -360,11 +360,22 @@ def run_chunks(
   for i, index in enumerate(chunks):
     real = min(width, points - i * width)
     found = store.load(i) if store is not None else None
-    if found is None:
-      found = work(index, real)
-      computed += real
-      if store is not None:
-        store.save(i, found)
+    if found is not None:
+      rows += found
+      done += real
+      logging.info(
+        "%s: chunk %d/%d loaded, %d/%d points",
+        name,
+        i + 1,
+        len(chunks),
+        done,
+        points,
+      )
+      continue
+    found = work(index, real)
+    computed += real
+    if store is not None:
+      store.save(i, found)
     rows += found
     done += real
     elapsed = time.perf_counter() - start
