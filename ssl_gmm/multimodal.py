@@ -37,6 +37,7 @@ from ssl_gmm.checks import (
   check_shape,
   check_traced,
   check_values,
+  is_int,
   require,
 )
 from ssl_gmm.mixture import Mixture, make_mixture
@@ -110,6 +111,10 @@ def make_two_modal(
       anisotropy_x or anisotropy_y; or if private_norm lies outside
       [0, 1e3].
   """
+  for name, dim in (("dim_x", dim_x), ("dim_y", dim_y)):
+    rule = f"an int >= num_components = {num_components}"
+    ok = not is_int(num_components) or (is_int(dim) and dim >= num_components)
+    require(ok, name, dim, rule)
   check_values("anisotropy_x", anisotropy_x)
   check_values("anisotropy_y", anisotropy_y)
   if not isinstance(private_norm, jax.core.Tracer):

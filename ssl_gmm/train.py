@@ -233,6 +233,8 @@ def check_static(
   require(is_int(batch) and batch >= 2, "batch", batch, "an int >= 2")
   require(sampler in SAMPLERS, "sampler", sampler, f"one of {SAMPLERS}")
   if is_mlp(method):
+    rule = "an MLPShape(width, depth)"
+    require(isinstance(mlp, MLPShape), "mlp", mlp, rule)
     width, depth = mlp
     require(is_int(width) and width >= 1, "mlp.width", width, "an int >= 1")
     require(is_int(depth) and depth >= 0, "mlp.depth", depth, "an int >= 0")

@@ -68,6 +68,7 @@ def _held_out_s_accuracy(features: np.ndarray, s: np.ndarray) -> float:
     # Its shift, squared in the covariance of x, would overflow float32.
     (dict(private_norm=1e30), "private_norm=1e\\+30"),
     (dict(num_components=1), "num_components=1"),
+    (dict(dim_y=2), "dim_y=2"),  # < K = 3
   ],
 )
 def test_make_two_modal_names_a_bad_argument(changes, named):

@@ -168,6 +168,7 @@ def test_byol_steps_against_a_hand_written_loop():
     (dict(batch=1), "batch=1"),  # no negative for the contrastive loss
     (dict(sampler="exact"), "sampler='exact'"),
     (dict(method="infonce_mlp", mlp=train.MLPShape(0, 1)), "mlp.width=0"),
+    (dict(method="infonce_mlp", mlp=(8, 1)), r"mlp=\(8, 1\)"),  # A tuple.
   ],
 )
 def test_train_names_a_bad_static_argument(changes, named):
