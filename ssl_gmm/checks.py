@@ -67,12 +67,18 @@ def check_traced(name: str, value) -> None:
     require(low <= value <= high, name, value, rule)
 
 
-def check_values(name: str, value) -> None:
+def check_values(name: str, value, scalar: bool = False) -> None:
   """`check_traced` on every entry of a scalar or array, unless it is traced.
+
+  With `scalar`, the value must be one number (its shape is checked even
+  when it is traced).
 
   Raises:
     ValueError: naming the first entry that fails.
   """
+  if scalar:
+    shape = np.shape(value)
+    require(shape == (), f"{name}.shape", shape, "expected one number, ()")
   if isinstance(value, jax.core.Tracer):
     return
   number = not isinstance(value, bool | str) and value is not None

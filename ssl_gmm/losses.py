@@ -72,7 +72,7 @@ def similarity_logits(
     ValueError: for an unknown similarity, or a temperature that is known
       on the host (not traced) and not a finite number > 0.
   """
-  check_values("temperature", temperature)
+  check_values("temperature", temperature, scalar=True)
   if similarity == "cosine":
     a, b = l2_normalize(a), l2_normalize(b)
   elif similarity != "dot":

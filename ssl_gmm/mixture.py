@@ -97,12 +97,12 @@ def make_mixture(
       not a finite number > 0 (Sigma would not be positive definite).
   """
   check_shape(dim, num_components, 1)
-  check_values("separation", separation)
+  check_values("separation", separation, scalar=True)
   n_nuisance = num_components if n_nuisance is None else n_nuisance
   rule = f"0 <= n_nuisance <= d (d = {dim})"
   ok = is_int(n_nuisance) and 0 <= n_nuisance <= dim
   require(ok, "n_nuisance", n_nuisance, rule)
-  check_values("anisotropy", anisotropy)
+  check_values("anisotropy", anisotropy, scalar=True)
   key_means, key_nuisance = jax.random.split(key)
   directions = jax.random.normal(key_means, (num_components, dim), dtype)
   norms = jnp.linalg.norm(directions, axis=1, keepdims=True)

@@ -705,7 +705,7 @@ def test_a_bad_temperature_is_named(temperature):
     with pytest.raises(ValueError, match=f"^temperature={temperature!r}"):
       loss(z, z, temperature)
   with pytest.raises(ValueError, match="^temperature=0.0"):
-    losses.infonce(z, z, jnp.array([0.5, 0.0]))
+    losses.infonce(z, z, jnp.array(0.0))  # A 0-d array known on the host.
 
 
 # Spectral contrastive, Barlow Twins, VICReg and BYOL -------------------------
@@ -1018,6 +1018,13 @@ def test_loss_weights_may_be_arrays_known_on_the_host():
       loss(z, 2 * z, **{weight: 0.1}),
       rtol=1e-6,
     )
+
+
+def test_a_temperature_is_one_number():
+  # An array of temperatures would broadcast against the [n, n] logits.
+  z = jnp.ones((4, 2))
+  with pytest.raises(ValueError, match=r"^temperature.shape=\(4,\)"):
+    losses.infonce(z, z, jnp.full(4, 0.5))
 
 
 def test_an_embedding_without_coordinates_is_refused():

@@ -426,6 +426,8 @@ def test_sampler_same_under_x64():
     (dict(dim=8.0), "dim=8.0"),  # Not an int (the message says so).
     (dict(anisotropy=1e-8), "anisotropy=1e-08"),  # Underflows when squared.
     (dict(anisotropy=True), "anisotropy=True"),  # A bool is not a number.
+    # One mixture has one anisotropy; a sweep maps over its values.
+    (dict(anisotropy=np.array([1.0, 2.0])), r"anisotropy.shape=\(2,\)"),
     (dict(anisotropy=-1.0), "anisotropy=-1.0"),  # Sigma not positive definite
     (dict(anisotropy=0.0), "anisotropy=0.0"),
     (dict(separation=float("nan")), "separation=nan"),
