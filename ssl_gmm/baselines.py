@@ -304,10 +304,12 @@ def fit_lda(x, labels, num_components: int, k: int, shrinkage=0.0):
   require(ok, "shrinkage", shrinkage, "must lie in [0, 1]")
   x, labels = np.asarray(x), np.asarray(labels)
   require(x.ndim == 2, "x.shape", x.shape, "expected [n, d]")
-  if not np.all(np.isfinite(x)):
-    row, column = np.argwhere(~np.isfinite(x))[0]
-    value = x[row, column]
-    require(False, f"x[{row}, {column}]", value, "samples must be finite")
+  bad = np.argwhere(~np.isfinite(x))
+  if bad.size:
+    row, column = bad[0]
+    raise ValueError(
+      f"x[{row}, {column}]={x[row, column]} is invalid: samples must be finite."
+    )
   ok = is_int(num_components) and num_components >= 2
   require(ok, "num_components", num_components, "K >= 2")
   ok = is_int(k) and 1 <= k <= x.shape[1]

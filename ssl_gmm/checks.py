@@ -126,3 +126,32 @@ def check_n_eval(n_eval: int, num_components: int) -> None:
   """
   rule = f"an int >= 2 K = {2 * num_components}: K clusters in either half"
   require(n_eval >= 2 * num_components, "n_eval", n_eval, rule)
+
+
+def check_covariance(name: str, cov: np.ndarray, dtype) -> None:
+  """Checks that cov is finite, symmetric and positive definite in `dtype`.
+
+  Relative to the largest eigenvalue, as numpy.linalg.matrix_rank does: a
+  smallest eigenvalue below d eps times it is one that `dtype` cannot tell
+  from 0. Within [sqrt(tiny), sqrt(max)] a variance's square neither
+  underflows nor overflows in `dtype`.
+
+  Raises:
+    ValueError: naming `name` and, when it is not positive definite, its
+      smallest and largest eigenvalues.
+  """
+  cov = np.asarray(cov, np.float64)
+  if not np.all(np.isfinite(cov)):
+    raise ValueError(f"{name} holds a value that is not finite: {cov}.")
+  if not np.allclose(cov, cov.T):
+    raise ValueError(f"{name} is not symmetric.")
+  info = np.finfo(dtype)
+  smallest, largest = np.linalg.eigvalsh(cov)[[0, -1]]
+  tolerance = cov.shape[0] * info.eps * max(largest, 0.0)
+  low, high = np.sqrt(info.tiny), np.sqrt(info.max)
+  if smallest <= tolerance or not low <= smallest <= largest <= high:
+    raise ValueError(
+      f"{name} is not positive definite in {info.dtype}: smallest eigenvalue "
+      f"{smallest:.3g}, largest {largest:.3g} (needs smallest > "
+      f"{tolerance:.3g} and both within [{low:.3g}, {high:.3g}])."
+    )

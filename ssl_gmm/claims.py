@@ -334,14 +334,19 @@ def _ranked(rows: Rows, methods: Sequence[str]) -> list[tuple[str, dict]]:
   return sorted(means, key=lambda entry: entry[1]["distance"])
 
 
+def linear_objectives(methods: Sequence[str]) -> list[str]:
+  """The trained methods with a linear encoder, which `objectives` judges."""
+  return [
+    m
+    for m in methods
+    if m in TRAINED_METHODS and TRAINED_METHODS[m].encoder == "linear"
+  ]
+
+
 def claim_objectives(rows: Rows, config: ml_collections.ConfigDict) -> dict:
   """Every trained objective with a linear encoder meets C1's thresholds."""
   t = config.thresholds
-  linear = [
-    m
-    for m in config.methods
-    if m in TRAINED_METHODS and TRAINED_METHODS[m].encoder == "linear"
-  ]
+  linear = linear_objectives(config.methods)
   failing = [m for m in linear if not _meets_c1(select(rows, method=m), t)[0]]
   ranking = "; ".join(
     f"{i}. {method} {m['distance']:.3f} / {m['fisher_ratio']:.3f}"

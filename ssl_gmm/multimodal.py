@@ -111,10 +111,11 @@ def make_two_modal(
       anisotropy_x or anisotropy_y; or if private_norm lies outside
       [0, 1e3].
   """
+  ok = is_int(num_components) and num_components >= 2
+  require(ok, "num_components", num_components, "K >= 2")
   for name, dim in (("dim_x", dim_x), ("dim_y", dim_y)):
     rule = f"an int >= num_components = {num_components}"
-    ok = not is_int(num_components) or (is_int(dim) and dim >= num_components)
-    require(ok, name, dim, rule)
+    require(is_int(dim) and dim >= num_components, name, dim, rule)
   check_values("anisotropy_x", anisotropy_x)
   check_values("anisotropy_y", anisotropy_y)
   if not isinstance(private_norm, jax.core.Tracer):

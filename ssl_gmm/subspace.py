@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
 
-from ssl_gmm.checks import require
+from ssl_gmm.checks import check_covariance, require
 
 
 def centred_means(means: jax.Array, weights: jax.Array) -> jax.Array:
@@ -92,19 +92,10 @@ def _check_moments(means, cov, weights) -> None:
   """Raises if Sigma or the means known on the host leave F undefined."""
   if any(isinstance(a, jax.core.Tracer) for a in (means, cov, weights)):
     return
-  eps = np.finfo(np.asarray(cov).dtype).eps
-  cov = np.asarray(cov, np.float64)
-  for name, value in (("means", means), ("cov", cov), ("weights", weights)):
+  for name, value in (("means", means), ("weights", weights)):
     if not np.all(np.isfinite(np.asarray(value))):
       raise ValueError(f"{name} holds a value that is not finite.")
-  if not np.allclose(cov, cov.T):
-    raise ValueError("cov is not symmetric.")
-  smallest, largest = np.linalg.eigvalsh(cov)[[0, -1]]
-  if smallest <= cov.shape[0] * eps * max(largest, 0.0):
-    raise ValueError(
-      f"cov is not positive definite: smallest eigenvalue {smallest:.3g}, "
-      f"largest {largest:.3g}."
-    )
+  check_covariance("cov", cov, np.asarray(cov).dtype)
   if not np.any(centred_means(np.asarray(means), np.asarray(weights))):
     raise ValueError("means are all equal: the Fisher subspace is undefined.")
 
